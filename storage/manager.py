@@ -1,0 +1,212 @@
+"""All partition logs of a node, in ``<log.dir>/<topic>-<partition>/`` across its log dirs.
+
+Start-up (``load_all``): each log dir is locked (``.lock``, an fcntl lock, so a second broker
+on the same directory fails fast), its checkpoints are read, every partition directory is opened
+and recovered, and directories left from deletions are removed. A ``.kafka_cleanshutdown``
+marker means the last shutdown flushed everything, so segments are trusted without a deep scan;
+the marker is removed once loading is done, so a later crash is never mistaken for a clean stop.
+
+Shutdown (``close``): flush every log, write the checkpoints, then the marker.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Mapping
+
+from storage.checkpoint import (
+    LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+    REPLICATION_OFFSET_CHECKPOINT,
+    read_offsets,
+    write_offsets,
+)
+from storage.config import LogConfig
+from storage.errors import StorageError
+from storage.fs import REAL_FILE_SYSTEM, FileSystem, remove_tree, write_file_atomically
+from storage.log import PartitionLog, wall_clock_ms
+from storage.partition_metadata import read_partition_metadata, write_partition_metadata
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+DELETE_DIRECTORY_SUFFIX = "-delete"
+# Directories other components own: the KRaft metadata log, and Kafka's JBOD/stray leftovers.
+SKIPPED_DIRECTORY_SUFFIXES = ("-future", "-stray")
+METADATA_LOG_DIRECTORY = "__cluster_metadata-0"
+
+TopicPartition = tuple[str, int]
+
+
+def partition_directory_name(topic: str, partition: int) -> str:
+    return f"{topic}-{partition}"
+
+
+def parse_partition_directory_name(name: str) -> TopicPartition | None:
+    topic, separator, partition = name.rpartition("-")
+    if not separator or not topic or not partition.isdigit():
+        return None
+    return topic, int(partition)
+
+
+class LogManager:
+    def __init__(self, log_dirs: list[str], default_config: LogConfig, *, fs: FileSystem = REAL_FILE_SYSTEM,
+                 clock: Callable[[], int] = wall_clock_ms, broker_epoch: int = 0) -> None:
+        if not log_dirs:
+            raise StorageError("no log directories configured")
+        self.log_dirs = [os.path.abspath(path) for path in log_dirs]
+        self.default_config = default_config
+        self.broker_epoch = broker_epoch
+        self._fs = fs
+        self._clock = clock
+        self._logs: dict[TopicPartition, PartitionLog] = {}
+        self._log_dir_of: dict[TopicPartition, str] = {}
+        self._lock_fds: list[int] = []
+        for log_dir in self.log_dirs:
+            self._prepare_log_dir(log_dir)
+
+    def _prepare_log_dir(self, log_dir: str) -> None:
+        try:
+            self._fs.make_directory(log_dir)
+        except OSError as error:
+            raise StorageError(f"cannot create log directory {log_dir}: {error}") from error
+        self._lock_fds.append(_lock(os.path.join(log_dir, LOCK_FILE), log_dir))
+
+    # ----- start-up ---------------------------------------------------------------------------
+
+    def load_all(self, topic_configs: Mapping[str, LogConfig] | None = None) -> None:
+        """Open every partition log (see module docstring); ``topic_configs`` overrides the
+        default config per topic."""
+        for log_dir in self.log_dirs:
+            self._load_log_dir(log_dir, topic_configs or {})
+
+    def _load_log_dir(self, log_dir: str, topic_configs: Mapping[str, LogConfig]) -> None:
+        marker = os.path.join(log_dir, CLEAN_SHUTDOWN_FILE)
+        clean_shutdown = self._fs.exists(marker)
+        recovery_points = read_offsets(self._fs, os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT))
+        log_starts = read_offsets(self._fs, os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT))
+        high_watermarks = read_offsets(self._fs, os.path.join(log_dir, REPLICATION_OFFSET_CHECKPOINT))
+        for name in self._fs.listdir(log_dir):
+            path = os.path.join(log_dir, name)
+            if not self._fs.is_directory(path) or name == METADATA_LOG_DIRECTORY:
+                continue
+            if name.endswith(DELETE_DIRECTORY_SUFFIX):
+                remove_tree(self._fs, path)
+                continue
+            topic_partition = parse_partition_directory_name(name)
+            if topic_partition is None or name.endswith(SKIPPED_DIRECTORY_SUFFIXES):
+                log.warning("ignoring directory %s: not a <topic>-<partition> log", path)
+                continue
+            if topic_partition in self._logs:
+                raise StorageError(f"{topic_partition} is in both {self._log_dir_of[topic_partition]} and {log_dir}")
+            self._logs[topic_partition] = PartitionLog.open(
+                path, topic_configs.get(topic_partition[0], self.default_config), self._fs,
+                recovery_point=recovery_points.get(topic_partition, 0),
+                log_start_offset=log_starts.get(topic_partition, 0),
+                high_watermark=high_watermarks.get(topic_partition, 0),
+                clean_shutdown=clean_shutdown, clock=self._clock)
+            self._log_dir_of[topic_partition] = log_dir
+        if clean_shutdown:
+            self._fs.remove(marker)
+            self._fs.fsync_directory(log_dir)
+
+    # ----- partitions -------------------------------------------------------------------------
+
+    def get(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((topic, partition))
+
+    def logs(self) -> dict[TopicPartition, PartitionLog]:
+        return dict(self._logs)
+
+    def topic_id(self, topic: str, partition: int) -> uuid.UUID | None:
+        partition_log = self._logs.get((topic, partition))
+        return None if partition_log is None else read_partition_metadata(self._fs, partition_log.directory)
+
+    def get_or_create(self, topic: str, partition: int, topic_id: uuid.UUID | None = None,
+                      config: LogConfig | None = None) -> PartitionLog:
+        """The existing log, or a new one in the log dir holding the fewest partitions. A topic
+        id that differs from the one on disk means the name now belongs to another topic."""
+        key = (topic, partition)
+        existing = self._logs.get(key)
+        if existing is not None:
+            stored = read_partition_metadata(self._fs, existing.directory)
+            if topic_id is not None and stored is not None and stored != topic_id:
+                raise StorageError(f"{topic}-{partition} on disk belongs to topic id {stored}, not {topic_id}")
+            if topic_id is not None and stored is None:
+                write_partition_metadata(self._fs, existing.directory, topic_id)
+            return existing
+        log_dir = min(self.log_dirs, key=lambda path: sum(1 for d in self._log_dir_of.values() if d == path))
+        directory = os.path.join(log_dir, partition_directory_name(topic, partition))
+        self._fs.make_directory(directory)
+        self._fs.fsync_directory(log_dir)
+        if topic_id is not None:
+            write_partition_metadata(self._fs, directory, topic_id)
+        created = PartitionLog.open(directory, config or self.default_config, self._fs, clock=self._clock)
+        self._logs[key] = created
+        self._log_dir_of[key] = log_dir
+        return created
+
+    def delete(self, topic: str, partition: int) -> bool:
+        """Close the log, rename its directory to ``<topic>-<partition>.<uuid>-delete`` (so a
+        crash mid-way leaves a name load_all removes), then remove it. False if unknown."""
+        key = (topic, partition)
+        partition_log = self._logs.pop(key, None)
+        if partition_log is None:
+            return False
+        log_dir = self._log_dir_of.pop(key)
+        partition_log.close(flush=False)
+        doomed = os.path.join(log_dir, f"{partition_directory_name(topic, partition)}.{uuid.uuid4().hex}"
+                                       f"{DELETE_DIRECTORY_SUFFIX}")
+        self._fs.rename(partition_log.directory, doomed)
+        self._fs.fsync_directory(log_dir)
+        remove_tree(self._fs, doomed)
+        self.checkpoint()
+        return True
+
+    # ----- durability -------------------------------------------------------------------------
+
+    def flush_all(self) -> None:
+        for partition_log in self._logs.values():
+            partition_log.flush()
+
+    def checkpoint(self) -> None:
+        """Write the recovery points, log start offsets and high watermarks of every log dir."""
+        for log_dir in self.log_dirs:
+            logs = {key: value for key, value in self._logs.items() if self._log_dir_of[key] == log_dir}
+            write_offsets(self._fs, os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT),
+                          {key: value.recovery_point for key, value in logs.items()})
+            write_offsets(self._fs, os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT),
+                          {key: value.log_start_offset for key, value in logs.items()})
+            write_offsets(self._fs, os.path.join(log_dir, REPLICATION_OFFSET_CHECKPOINT),
+                          {key: value.high_watermark for key, value in logs.items()})
+
+    def close(self) -> None:
+        """Clean shutdown: close (flushing) every log, checkpoint, mark clean, unlock."""
+        for partition_log in self._logs.values():
+            partition_log.close()
+        self.checkpoint()
+        marker = json.dumps({"version": 0, "brokerEpoch": self.broker_epoch}).encode("ascii")
+        for log_dir in self.log_dirs:
+            write_file_atomically(self._fs, os.path.join(log_dir, CLEAN_SHUTDOWN_FILE), marker)
+        self._logs.clear()
+        self._log_dir_of.clear()
+        for fd in self._lock_fds:
+            os.close(fd)
+        self._lock_fds.clear()
+
+
+def _lock(path: str, log_dir: str) -> int:
+    """Hold an exclusive fcntl lock on ``.lock`` for the life of the manager. This uses the
+    real OS even with a simulated file system: it guards against a second process."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        os.close(fd)
+        raise StorageError(f"log directory {log_dir} is locked by another process") from error
+    return fd

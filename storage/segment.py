@@ -1,0 +1,318 @@
+"""One log segment: a ``.log`` file of record batches exactly as appended, plus its sparse
+``.index`` and ``.timeindex`` (see ``storage.index``).
+
+A segment never decodes records; it reads batch headers only. Recovery keeps the longest prefix
+of batches that are whole, CRC-valid and in offset order, truncates the rest, and rebuilds both
+indexes from that prefix, so indexes are always derived data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from protocol.records import (
+    BATCH_HEADER_SIZE,
+    BatchHeader,
+    CorruptRecordError,
+    InvalidRecordError,
+    crc_is_valid,
+    read_header,
+)
+from storage.config import INT_MAX, LogConfig
+from storage.fs import FileSystem
+from storage.index import OffsetIndex, TimeIndex
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+# Bytes read per system call when scanning headers; recovery reads whole files this way.
+SCAN_CHUNK_BYTES = 1024 * 1024
+# Lookups scan at most one index interval plus a batch, so they read less at a time.
+LOOKUP_CHUNK_BYTES = 16 * 1024
+NO_TIMESTAMP = -1
+
+
+def segment_file_name(base_offset: int, suffix: str) -> str:
+    """Kafka's names: the base offset zero-padded to 20 digits, then the suffix."""
+    return f"{base_offset:020d}{suffix}"
+
+
+def parse_segment_file_name(name: str, suffix: str) -> int | None:
+    stem = name[: -len(suffix)]
+    if name.endswith(suffix) and len(stem) == 20 and stem.isdigit():
+        return int(stem)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLocation:
+    position: int
+    header: BatchHeader
+
+
+def scan_batches(file, start: int, end: int, *, verify: bool, chunk_bytes: int = SCAN_CHUNK_BYTES,
+                 expected_offset: int = 0) -> Iterator[BatchLocation]:
+    """Yield the batches from ``start`` up to ``end``, stopping quietly at the first one that is
+    not whole (and, with ``verify``, not CRC-valid or not in offset order): the caller sees where
+    the good prefix ends from the last batch yielded."""
+    buffer, buffer_start = b"", start
+    position = start
+    while position + BATCH_HEADER_SIZE <= end:
+        relative = position - buffer_start
+        if relative + BATCH_HEADER_SIZE > len(buffer):
+            buffer, buffer_start, relative = file.pread(min(chunk_bytes, end - position), position), position, 0
+        try:
+            header = read_header(buffer, relative)
+        except (CorruptRecordError, InvalidRecordError):
+            return
+        if position + header.size_bytes > end or header.last_offset_delta < 0:
+            return
+        if verify:
+            if header.base_offset < expected_offset:
+                return
+            if relative + header.size_bytes > len(buffer):
+                buffer, buffer_start, relative = file.pread(header.size_bytes, position), position, 0
+            if not crc_is_valid(buffer, relative, header):
+                return
+            expected_offset = header.next_offset
+        yield BatchLocation(position, header)
+        position += header.size_bytes
+
+
+class LogSegment:
+    """A segment's files and the facts about them the log needs without rereading them."""
+
+    def __init__(self, fs: FileSystem, directory: str, base_offset: int, config: LogConfig, now_ms: int) -> None:
+        self.base_offset = base_offset
+        self.path = os.path.join(directory, segment_file_name(base_offset, LOG_SUFFIX))
+        self._fs = fs
+        self._config = config
+        self._file = fs.open(self.path)
+        self.offset_index = OffsetIndex(
+            fs, os.path.join(directory, segment_file_name(base_offset, INDEX_SUFFIX)), base_offset,
+            config.segment_index_bytes)
+        self.time_index = TimeIndex(
+            fs, os.path.join(directory, segment_file_name(base_offset, TIME_INDEX_SUFFIX)), base_offset,
+            config.segment_index_bytes)
+        self.created_ms = now_ms
+        self.truncated_bytes = 0
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.size_bytes = 0
+        self.next_offset = self.base_offset
+        self.max_timestamp_ms = NO_TIMESTAMP
+        self.offset_of_max_timestamp = -1
+        self.first_batch_timestamp_ms: int | None = None
+        self._bytes_since_index_entry = 0
+
+    @classmethod
+    def create(cls, fs: FileSystem, directory: str, base_offset: int, config: LogConfig, now_ms: int) -> LogSegment:
+        segment = cls(fs, directory, base_offset, config, now_ms)
+        segment._file.truncate(0)
+        segment.offset_index.reset()
+        segment.time_index.reset()
+        return segment
+
+    @classmethod
+    def open(cls, fs: FileSystem, directory: str, base_offset: int, config: LogConfig, now_ms: int, *,
+             recover: bool, on_batch: Callable[[BatchHeader], None] | None = None) -> LogSegment:
+        """Open an existing segment. With ``recover`` (or when its indexes are not sane) scan and
+        repair it, calling ``on_batch`` for each surviving batch."""
+        segment = cls(fs, directory, base_offset, config, now_ms)
+        if recover or not segment._load_trusted():
+            segment.recover(on_batch)
+        return segment
+
+    # ----- loading and recovery -------------------------------------------------------------
+
+    def _load_trusted(self) -> bool:
+        """Trust the indexes if their files are sane and the log's tail agrees with them."""
+        file_bytes = self._file.size()
+        if not (self.offset_index.load() and self.time_index.load()):
+            return False
+        last = self.offset_index.last_entry()
+        if last is not None and last[1] >= file_bytes:
+            return False
+        self.size_bytes = file_bytes
+        if not self._reload_tail():
+            return False
+        time_last = self.time_index.last_entry()
+        return time_last is None or time_last[1] < self.next_offset
+
+    def _reload_tail(self) -> bool:
+        """Recompute next offset and max timestamp from the last index entry to the end of the
+        file; False when the batches there do not tile the file or disagree with the index."""
+        entry_offset, position = self.offset_index.lookup(2**63 - 1)
+        self.next_offset = self.base_offset
+        self.max_timestamp_ms, self.offset_of_max_timestamp = NO_TIMESTAMP, -1
+        time_last = self.time_index.last_entry()
+        if time_last is not None:
+            self.max_timestamp_ms, self.offset_of_max_timestamp = time_last
+        end = position
+        for location in scan_batches(self._file, position, self.size_bytes, verify=False):
+            header = location.header
+            if end == position and self.offset_index.last_entry() and header.last_offset != entry_offset:
+                return False
+            self.next_offset = header.next_offset
+            self._note_timestamp(header)
+            end = location.position + header.size_bytes
+        self._bytes_since_index_entry = self.size_bytes - position
+        self._load_first_batch_timestamp()
+        return end == self.size_bytes
+
+    def _load_first_batch_timestamp(self) -> None:
+        self.first_batch_timestamp_ms = None
+        if self.size_bytes >= BATCH_HEADER_SIZE:
+            try:
+                self.first_batch_timestamp_ms = read_header(self._file.pread(BATCH_HEADER_SIZE, 0)).max_timestamp
+            except (CorruptRecordError, InvalidRecordError):
+                self.first_batch_timestamp_ms = None
+
+    def recover(self, on_batch: Callable[[BatchHeader], None] | None = None) -> int:
+        """Keep the longest valid prefix, truncate the rest and rebuild the indexes.
+        Returns the number of bytes cut off."""
+        file_bytes = self._file.size()
+        self._reset_state()
+        self.offset_index.reset()
+        self.time_index.reset()
+        for location in scan_batches(self._file, 0, file_bytes, verify=True, expected_offset=self.base_offset):
+            if location.header.last_offset - self.base_offset > INT_MAX:
+                break
+            self._account_batch(location.position, location.header)
+            if on_batch is not None:
+                on_batch(location.header)
+        self.truncated_bytes = file_bytes - self.size_bytes
+        if self.truncated_bytes:
+            self._file.truncate(self.size_bytes)
+        return self.truncated_bytes
+
+    # ----- appending --------------------------------------------------------------------------
+
+    def append(self, data: bytes | bytearray | memoryview, batches: list[BatchLocation]) -> int:
+        """Write ``data`` (whole batches; positions in ``batches`` are relative to it) at the end
+        and index it. Returns the file position the data starts at."""
+        start = self.size_bytes
+        self._file.pwrite(data, start)
+        for location in batches:
+            self._account_batch(start + location.position, location.header)
+        assert self.size_bytes == start + len(data), f"{self.path}: batches cover {self.size_bytes - start} of {len(data)} bytes"
+        return start
+
+    def _account_batch(self, position: int, header: BatchHeader) -> None:
+        """Everything a batch changes: size, next offset, timestamps and (every index interval)
+        one entry in each index, pointing at this batch, as Kafka's LogSegment.append does."""
+        if self.first_batch_timestamp_ms is None:
+            self.first_batch_timestamp_ms = header.max_timestamp
+        self._note_timestamp(header)
+        if self._bytes_since_index_entry > self._config.index_interval_bytes:
+            self.offset_index.append(header.last_offset, position)
+            self.time_index.maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp)
+            self._bytes_since_index_entry = 0
+        self._bytes_since_index_entry += header.size_bytes
+        self.size_bytes = position + header.size_bytes
+        self.next_offset = header.next_offset
+
+    def _note_timestamp(self, header: BatchHeader) -> None:
+        if header.max_timestamp > self.max_timestamp_ms:
+            self.max_timestamp_ms = header.max_timestamp
+            self.offset_of_max_timestamp = header.last_offset
+
+    def should_roll(self, incoming_bytes: int, incoming_max_timestamp_ms: int, last_offset: int, now_ms: int) -> bool:
+        """Kafka's roll rules: size, age (by the first batch's timestamp when there is one),
+        a full index, or an offset too far from the base for a 32-bit relative offset."""
+        if self.size_bytes == 0:
+            return False
+        if self.size_bytes + incoming_bytes > self._config.segment_bytes:
+            return True
+        if self.first_batch_timestamp_ms is not None and incoming_max_timestamp_ms >= 0:
+            waited_ms = incoming_max_timestamp_ms - self.first_batch_timestamp_ms
+        else:
+            waited_ms = now_ms - self.created_ms
+        if waited_ms > self._config.segment_ms:
+            return True
+        return (self.offset_index.is_full or self.time_index.is_full
+                or last_offset - self.base_offset > INT_MAX)
+
+    def on_become_inactive(self) -> None:
+        """Record the final max timestamp, so a reopened segment knows it from its time index."""
+        if self.max_timestamp_ms >= 0:
+            self.time_index.maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp)
+
+    # ----- reading ----------------------------------------------------------------------------
+
+    def batches(self, start_position: int = 0) -> Iterator[BatchLocation]:
+        return scan_batches(self._file, start_position, self.size_bytes, verify=False)
+
+    def find_batch(self, offset: int) -> BatchLocation | None:
+        """The first batch whose last offset is at or after ``offset``, or None."""
+        if offset >= self.next_offset:
+            return None
+        _, position = self.offset_index.lookup(offset)
+        for location in scan_batches(self._file, position, self.size_bytes, verify=False,
+                                     chunk_bytes=LOOKUP_CHUNK_BYTES):
+            if location.header.last_offset >= offset:
+                return location
+        return None
+
+    def read_from(self, location: BatchLocation, max_bytes: int, max_offset: int | None,
+                  min_one_message: bool) -> bytes:
+        """Whole batches from ``location`` on, within ``max_bytes`` and below ``max_offset``."""
+        first = location.header
+        if max_offset is not None and first.last_offset >= max_offset:
+            return b""
+        if first.size_bytes > max_bytes:
+            return self._file.pread(first.size_bytes, location.position) if min_one_message else b""
+        data = self._file.pread(min(max_bytes, self.size_bytes - location.position), location.position)
+        length = 0
+        while length + BATCH_HEADER_SIZE <= len(data):
+            header = read_header(data, length)
+            if length + header.size_bytes > len(data):
+                break
+            if max_offset is not None and header.last_offset >= max_offset:
+                break
+            length += header.size_bytes
+        return data if length == len(data) else data[:length]
+
+    def read_bytes(self, position: int, length: int) -> bytes:
+        return self._file.pread(length, position)
+
+    def fileno(self) -> int | None:
+        return self._file.fileno()
+
+    # ----- truncation, durability, deletion ------------------------------------------------
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch ending at or after ``offset`` (a batch holding ``offset`` goes
+        whole). Returns the bytes removed."""
+        location = self.find_batch(offset)
+        if location is None:
+            return 0
+        removed = self.size_bytes - location.position
+        self._file.truncate(location.position)
+        self.offset_index.truncate_to(location.header.base_offset)
+        self.time_index.truncate_to(location.header.base_offset)
+        self.size_bytes = location.position
+        if not self._reload_tail():
+            self.recover()
+        return removed
+
+    def flush(self) -> None:
+        self._file.fsync()
+        self.offset_index.flush()
+        self.time_index.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        self.offset_index.close()
+        self.time_index.close()
+
+    def delete(self) -> None:
+        """Remove the files; the ``.log`` goes first, so a crash leaves only orphan indexes,
+        which the next open deletes."""
+        self.close()
+        for path in (self.path, self.offset_index.path, self.time_index.path):
+            if self._fs.exists(path):
+                self._fs.remove(path)
