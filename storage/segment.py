@@ -90,6 +90,9 @@ class LogSegment:
         self._fs = fs
         self._config = config
         self._file = fs.open(self.path)
+        index_paths = [os.path.join(directory, segment_file_name(base_offset, suffix))
+                       for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX)]
+        self._indexes_existed = all(fs.exists(path) for path in index_paths)
         self.offset_index = OffsetIndex(
             fs, os.path.join(directory, segment_file_name(base_offset, INDEX_SUFFIX)), base_offset,
             config.segment_index_bytes)
@@ -129,8 +132,10 @@ class LogSegment:
     # ----- loading and recovery -------------------------------------------------------------
 
     def _load_trusted(self) -> bool:
-        """Trust the indexes if their files are sane and the log's tail agrees with them."""
+        """Trust the indexes if both files exist, are sane, and the log's tail agrees with them."""
         file_bytes = self._file.size()
+        if file_bytes and not self._indexes_existed:
+            return False
         if not (self.offset_index.load() and self.time_index.load()):
             return False
         last = self.offset_index.last_entry()
