@@ -1,0 +1,7 @@
+"""The broker role: Kafka APIs served from the metadata image and the partition logs."""
+
+from . import admin, cluster, data  # noqa: F401  (registers the handlers)
+from .core import Broker
+from .replicas import ReplicaManager
+
+__all__ = ["Broker", "ReplicaManager"]

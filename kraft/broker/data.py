@@ -1,0 +1,294 @@
+"""The data path: Produce, Fetch, ListOffsets, OffsetForLeaderEpoch, DeleteRecords.
+
+Rules (the design card's data path):
+- A produced batch is validated (framing, CRC32C, one batch per partition for v3+,
+  size, idempotent sequence) and appended as the same bytes; offsets are assigned by
+  stamping ``baseOffset`` and the leader epoch, which the CRC does not cover.
+- A batch that fails validation is answered with Kafka's error and nothing of it is
+  appended; other partitions in the same request are unaffected.
+- Fetch returns whole batches up to the high watermark; a fetch with ``min_bytes`` not
+  yet satisfied waits (bounded by ``max_wait``) for the next append.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import trio
+
+from kio.schema.errors import ErrorCode
+
+from protocol.apis import Request, response_class
+from protocol.records import CorruptRecordError, InvalidRecordError, validate_batches
+from storage.errors import (
+    InvalidProducerEpochError, OffsetOutOfRangeError, OutOfOrderSequenceError, RecordTooLargeError,
+    StorageError,
+)
+
+from ..network import ConnectionInfo
+from .build import make, nested, to_millis
+from .core import Broker, handles
+from .replicas import PartitionError
+
+logger = logging.getLogger(__name__)
+PRODUCE_KEY, FETCH_KEY, LIST_OFFSETS_KEY, OFFSET_FOR_LEADER_EPOCH_KEY, DELETE_RECORDS_KEY = 0, 1, 2, 23, 21
+EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -2, -1, -3, -4, -5
+FETCH_WAIT_MS_MAX = 30_000
+
+
+class ProduceFailure(Exception):
+    def __init__(self, error_code: ErrorCode, message: str | None = None) -> None:
+        super().__init__(message or error_code.name)
+        self.error_code = error_code
+        self.message = message
+
+
+def _append(broker: Broker, topic: str, index: int, records: bytes | None) -> dict:
+    """Append one partition's records; returns the response fields."""
+    try:
+        partition = broker.replicas.leader_partition(topic, index, broker.image)
+    except PartitionError as error:
+        raise ProduceFailure(error.error_code) from None
+    log = partition.log
+    if not records:
+        raise ProduceFailure(ErrorCode.invalid_record, "Produce request has no record batch")
+    if len(records) > log.config.max_message_bytes + 61:
+        raise ProduceFailure(
+            ErrorCode.message_too_large,
+            f"The batch of {len(records)} bytes exceeds max.message.bytes={log.config.max_message_bytes}")
+    try:
+        batches = validate_batches(records)
+        if len(batches) != 1:
+            raise ProduceFailure(ErrorCode.invalid_record,
+                                 "Produce requests with version 3 or above must contain exactly one record batch")
+        result = log.append(bytearray(records), leader_epoch=partition.leader_epoch)
+    except CorruptRecordError as error:
+        raise ProduceFailure(ErrorCode.corrupt_message, str(error)) from None
+    except InvalidRecordError as error:
+        raise ProduceFailure(ErrorCode.invalid_record, str(error)) from None
+    except OutOfOrderSequenceError as error:
+        raise ProduceFailure(ErrorCode.out_of_order_sequence_number, str(error)) from None
+    except InvalidProducerEpochError as error:
+        raise ProduceFailure(ErrorCode.invalid_producer_epoch, str(error)) from None
+    except RecordTooLargeError as error:
+        raise ProduceFailure(ErrorCode.message_too_large, str(error)) from None
+    except StorageError as error:
+        logger.error("[node %d] append to %s-%d failed: %s", broker.node_id, topic, index, error)
+        raise ProduceFailure(ErrorCode.kafka_storage_error, str(error)) from None
+    log.high_watermark = log.log_end_offset
+    broker.notify_data_arrived()
+    return {
+        "base_offset": result.first_offset,
+        "log_append_time": result.log_append_time_ms,
+        "log_start_offset": log.log_start_offset,
+    }
+
+
+@handles(PRODUCE_KEY)
+async def handle_produce(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    cls = response_class(PRODUCE_KEY, request.api_version)
+    partition_cls = nested(cls, "PartitionProduceResponse")
+    topics = []
+    for topic in body.topic_data:
+        results = []
+        for data in topic.partition_data:
+            fields: dict = {"base_offset": -1, "log_append_time": -1, "log_start_offset": -1}
+            if body.acks not in (-1, 0, 1):
+                fields["error_code"] = ErrorCode.invalid_required_acks
+            elif body.transactional_id is not None:
+                fields["error_code"] = ErrorCode.transactional_id_authorization_failed
+                fields["error_message"] = "Transactions are not supported by this broker yet"
+            else:
+                try:
+                    fields.update(_append(broker, topic.name, data.index, data.records))
+                    fields["error_code"] = ErrorCode.none
+                except ProduceFailure as failure:
+                    fields["error_code"] = failure.error_code
+                    fields["error_message"] = failure.message
+            results.append(make(partition_cls, index=data.index, record_errors=(), **fields))
+        topics.append(make(nested(cls, "TopicProduceResponse"), name=topic.name,
+                           partition_responses=tuple(results)))
+    if body.acks == 0:
+        return None
+    return make(cls, responses=tuple(topics), throttle_time=0)
+
+
+def _fetch_partition(broker: Broker, topic: str, fetch: Any, max_bytes: int) -> tuple[dict, int]:
+    fields: dict = {"high_watermark": -1, "last_stable_offset": -1, "log_start_offset": -1,
+                    "records": None, "aborted_transactions": None, "preferred_read_replica": -1}
+    try:
+        partition = broker.replicas.leader_partition(topic, fetch.partition, broker.image)
+        partition.check_epoch(getattr(fetch, "current_leader_epoch", -1))
+    except PartitionError as error:
+        return {**fields, "error_code": error.error_code}, 0
+    log = partition.log
+    high_watermark = log.high_watermark
+    fields.update(high_watermark=high_watermark, last_stable_offset=high_watermark,
+                  log_start_offset=log.log_start_offset, aborted_transactions=())
+    try:
+        result = log.read(fetch.fetch_offset, max(max_bytes, 1), max_offset=high_watermark,
+                          min_one_message=max_bytes > 0)
+    except OffsetOutOfRangeError:
+        return {**fields, "error_code": ErrorCode.offset_out_of_range, "records": b""}, 0
+    except StorageError as error:
+        logger.error("[node %d] read of %s-%d failed: %s", broker.node_id, topic, fetch.partition, error)
+        return {**fields, "error_code": ErrorCode.kafka_storage_error, "records": b""}, 0
+    data = result.records
+    return {**fields, "error_code": ErrorCode.none, "records": data}, len(data)
+
+
+def _fetch_all(broker: Broker, request: Request) -> tuple[list, int]:
+    body = request.body
+    remaining = body.max_bytes if request.api_version >= 3 else 2**31 - 1
+    topics, total = [], 0
+    for topic in body.topics:
+        name = getattr(topic, "topic", None)
+        if name is None:
+            found = broker.image.topics_by_id.get(str(topic.topic_id))
+            name = found.name if found is not None else None
+        partitions = []
+        for fetch in topic.partitions:
+            if name is None:
+                fields = {"error_code": ErrorCode.unknown_topic_id, "high_watermark": -1,
+                          "last_stable_offset": -1, "log_start_offset": -1, "records": None,
+                          "aborted_transactions": None, "preferred_read_replica": -1}
+                size = 0
+            else:
+                limit = min(fetch.partition_max_bytes, remaining) if total else fetch.partition_max_bytes
+                fields, size = _fetch_partition(broker, name, fetch, limit)
+            remaining -= size
+            total += size
+            partitions.append((fetch.partition, fields))
+        topics.append((topic, partitions))
+    return topics, total
+
+
+@handles(FETCH_KEY)
+async def handle_fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    wait_ms = min(to_millis(body.max_wait), FETCH_WAIT_MS_MAX)
+    deadline = trio.current_time() + wait_ms / 1000
+    while True:
+        arrived = broker.data_arrived
+        topics, total = _fetch_all(broker, request)
+        if total >= body.min_bytes or trio.current_time() >= deadline:
+            break
+        with trio.move_on_at(deadline):
+            await arrived.wait()
+    cls = response_class(FETCH_KEY, request.api_version)
+    partition_cls = nested(cls, "PartitionData")
+    topic_cls = nested(cls, "FetchableTopicResponse")
+    responses = tuple(
+        make(topic_cls, topic=getattr(topic, "topic", None), topic_id=getattr(topic, "topic_id", None),
+             partitions=tuple(make(partition_cls, partition_index=index, **fields)
+                              for index, fields in partitions))
+        for topic, partitions in topics
+    )
+    return make(cls, throttle_time=0, error_code=ErrorCode.none, session_id=0, responses=responses)
+
+
+def _list_offset(broker: Broker, topic: str, item: Any, isolation_level: int) -> dict:
+    try:
+        partition = broker.replicas.leader_partition(topic, item.partition_index, broker.image)
+        partition.check_epoch(getattr(item, "current_leader_epoch", -1))
+    except PartitionError as error:
+        return {"error_code": error.error_code, "timestamp": -1, "offset": -1, "leader_epoch": -1}
+    log = partition.log
+    epoch = partition.leader_epoch
+    timestamp = item.timestamp
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        return {"error_code": ErrorCode.none, "timestamp": -1, "offset": log.log_start_offset, "leader_epoch": epoch}
+    if timestamp == LATEST:
+        return {"error_code": ErrorCode.none, "timestamp": -1, "offset": log.high_watermark, "leader_epoch": epoch}
+    if timestamp == LATEST_TIERED:
+        return {"error_code": ErrorCode.none, "timestamp": -1, "offset": -1, "leader_epoch": -1}
+    if timestamp == MAX_TIMESTAMP:
+        found = log.max_timestamp_entry()
+    elif timestamp >= 0:
+        found = log.offset_for_timestamp(timestamp)
+    else:
+        return {"error_code": ErrorCode.invalid_request, "timestamp": -1, "offset": -1, "leader_epoch": -1}
+    if found is None or found[0] >= log.high_watermark:
+        return {"error_code": ErrorCode.none, "timestamp": -1, "offset": -1, "leader_epoch": -1}
+    offset, found_timestamp = found
+    return {"error_code": ErrorCode.none, "timestamp": found_timestamp, "offset": offset,
+            "leader_epoch": log.epoch_for_offset(offset) if hasattr(log, "epoch_for_offset") else epoch}
+
+
+@handles(LIST_OFFSETS_KEY)
+async def handle_list_offsets(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    cls = response_class(LIST_OFFSETS_KEY, request.api_version)
+    isolation_level = getattr(body, "isolation_level", 0)
+    topics = tuple(
+        make(nested(cls, "ListOffsetsTopicResponse"), name=topic.name, partitions=tuple(
+            make(nested(cls, "ListOffsetsPartitionResponse"), partition_index=item.partition_index,
+                 **_list_offset(broker, topic.name, item, isolation_level))
+            for item in topic.partitions))
+        for topic in body.topics
+    )
+    return make(cls, throttle_time=0, topics=topics)
+
+
+@handles(OFFSET_FOR_LEADER_EPOCH_KEY)
+async def handle_offset_for_leader_epoch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    cls = response_class(OFFSET_FOR_LEADER_EPOCH_KEY, request.api_version)
+    result_cls = nested(cls, "EpochEndOffset")
+    topics = []
+    for topic in request.body.topics:
+        results = []
+        for item in topic.partitions:
+            try:
+                partition = broker.replicas.leader_partition(topic.topic, item.partition, broker.image)
+                partition.check_epoch(item.current_leader_epoch)
+                epoch, end_offset = partition.log.end_offset_for_epoch(item.leader_epoch)
+                results.append(make(result_cls, error_code=ErrorCode.none, partition=item.partition,
+                                    leader_epoch=epoch, end_offset=end_offset))
+            except PartitionError as error:
+                results.append(make(result_cls, error_code=error.error_code, partition=item.partition,
+                                    leader_epoch=-1, end_offset=-1))
+        topics.append(make(nested(cls, "OffsetForLeaderTopicResult"), topic=topic.topic,
+                           partitions=tuple(results)))
+    return make(cls, throttle_time=0, topics=tuple(topics))
+
+
+def _delete_records(broker: Broker, topic: str, item: Any) -> tuple[ErrorCode, int]:
+    try:
+        partition = broker.replicas.leader_partition(topic, item.partition_index, broker.image)
+    except PartitionError as error:
+        return error.error_code, -1
+    log = partition.log
+    offset = log.high_watermark if item.offset == -1 else item.offset
+    if offset < 0 or offset > log.high_watermark:
+        return ErrorCode.offset_out_of_range, -1
+    try:
+        log.delete_records_before(offset)
+    except StorageError as error:
+        logger.error("[node %d] DeleteRecords on %s-%d failed: %s", broker.node_id, topic,
+                     item.partition_index, error)
+        return ErrorCode.kafka_storage_error, -1
+    return ErrorCode.none, log.log_start_offset
+
+
+@handles(DELETE_RECORDS_KEY)
+async def handle_delete_records(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    cls = response_class(DELETE_RECORDS_KEY, request.api_version)
+    topics = []
+    for topic in request.body.topics:
+        results = []
+        for item in topic.partitions:
+            error_code, low_watermark = _delete_records(broker, topic.name, item)
+            results.append(make(nested(cls, "DeleteRecordsPartitionResult"),
+                                partition_index=item.partition_index, low_watermark=low_watermark,
+                                error_code=error_code))
+        topics.append(make(nested(cls, "DeleteRecordsTopicResult"), name=topic.name,
+                           partitions=tuple(results)))
+    return make(cls, throttle_time=0, topics=tuple(topics))
+
+
+def now_ms() -> int:
+    return math.floor(time.time() * 1000)

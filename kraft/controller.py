@@ -1,0 +1,313 @@
+"""The controller's decision logic: admin requests in, metadata records out.
+
+This module is pure: it reads a ``MetadataImage`` and returns the records that carry
+out a request plus a per-item result; it never writes anything itself. The active
+controller appends those records to the metadata log and every broker applies them,
+so the same rules hold however many nodes there are.
+
+Rules (as Kafka's ReplicationControlManager):
+- a topic name is 1-249 characters of ``[a-zA-Z0-9._-]``, not ``.`` or ``..``;
+- partitions and replication factor default to ``num.partitions`` and
+  ``default.replication.factor`` when the request says -1;
+- replicas are placed only on registered, unfenced brokers, striped so that leaders
+  spread evenly, and a replication factor above the number of usable brokers fails;
+- every config value is validated before any record is produced, and a request with
+  ``validate_only`` produces no records.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from kio.schema.errors import ErrorCode
+
+from .config import ConfigError, ServerConfig, validate_topic_config
+from .metadata import (
+    TOPIC_RESOURCE, ConfigRecord, MetadataImage, PartitionRecord, ProducerIdsRecord,
+    RemoveTopicRecord, TopicRecord, new_topic_id,
+)
+
+TOPIC_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9._-]+$")
+TOPIC_NAME_LENGTH_MAX = 249
+PARTITIONS_MAX = 1_000_000
+PRODUCER_ID_BLOCK_SIZE = 1000
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewTopic:
+    name: str
+    num_partitions: int = -1
+    replication_factor: int = -1
+    assignments: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    configs: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicResult:
+    name: str
+    error_code: ErrorCode = ErrorCode.none
+    error_message: str | None = None
+    topic_id: str | None = None
+    num_partitions: int = -1
+    replication_factor: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    name: str
+    value: str | None
+    operation: int = 0  # 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT (IncrementalAlterConfigs)
+
+
+class ControllerError(Exception):
+    def __init__(self, error_code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.message = message
+
+
+def validate_topic_name(name: str) -> None:
+    if not name or name in (".", ".."):
+        raise ControllerError(ErrorCode.invalid_topic_exception, f"Topic name '{name}' is illegal")
+    if len(name) > TOPIC_NAME_LENGTH_MAX:
+        raise ControllerError(
+            ErrorCode.invalid_topic_exception,
+            f"Topic name is illegal, it can't be longer than {TOPIC_NAME_LENGTH_MAX} characters,"
+            f" topic name: {name}",
+        )
+    if not TOPIC_NAME_PATTERN.match(name):
+        raise ControllerError(
+            ErrorCode.invalid_topic_exception,
+            f"Topic name '{name}' is illegal, it contains a character other than ASCII"
+            " alphanumerics, '.', '_' and '-'",
+        )
+
+
+def usable_brokers(image: MetadataImage) -> list[int]:
+    return sorted(b.broker_id for b in image.brokers.values() if not b.fenced)
+
+
+def place_replicas(
+    brokers: Sequence[int], first_partition: int, count: int, replication_factor: int,
+    rng: random.Random,
+) -> list[tuple[int, ...]]:
+    """Striped placement: partition p starts at a rotating broker so leaders spread."""
+    if replication_factor > len(brokers):
+        raise ControllerError(
+            ErrorCode.invalid_replication_factor,
+            f"Unable to replicate the partition {replication_factor} time(s): The target"
+            f" replication factor of {replication_factor} cannot be reached because only"
+            f" {len(brokers)} broker(s) are registered.",
+        )
+    start = rng.randrange(len(brokers))
+    result = []
+    for index in range(first_partition, first_partition + count):
+        first = (start + index) % len(brokers)
+        result.append(tuple(brokers[(first + r) % len(brokers)] for r in range(replication_factor)))
+    return result
+
+
+class ControllerLogic:
+    """Turns admin requests into records against the current committed image."""
+
+    def __init__(self, config: ServerConfig, rng: random.Random | None = None) -> None:
+        self._config = config
+        self._rng = rng or random.Random()
+
+    def create_topics(
+        self, image: MetadataImage, topics: Sequence[NewTopic], validate_only: bool = False,
+    ) -> tuple[list, list[TopicResult]]:
+        records: list = []
+        results: list[TopicResult] = []
+        seen: set[str] = set()
+        for topic in topics:
+            if topic.name in seen:
+                results.append(TopicResult(
+                    topic.name, ErrorCode.invalid_request,
+                    f"Duplicate topic name {topic.name} in the request."))
+                continue
+            seen.add(topic.name)
+            try:
+                topic_records, result = self._create_topic(image, topic)
+            except ControllerError as error:
+                results.append(TopicResult(topic.name, error.error_code, error.message))
+                continue
+            if not validate_only:
+                records.extend(topic_records)
+            results.append(result)
+        return records, results
+
+    def _create_topic(self, image: MetadataImage, topic: NewTopic) -> tuple[list, TopicResult]:
+        validate_topic_name(topic.name)
+        if image.topic(topic.name) is not None:
+            raise ControllerError(
+                ErrorCode.topic_already_exists, f"Topic '{topic.name}' already exists.")
+        configs = self._validated_configs(topic.configs)
+        assignments = self._assignments(image, topic)
+        topic_id = new_topic_id()
+        records: list = [TopicRecord(topic.name, topic_id)]
+        for key, value in sorted(configs.items()):
+            records.append(ConfigRecord(TOPIC_RESOURCE, topic.name, key, value))
+        for partition_id, replicas in enumerate(assignments):
+            records.append(PartitionRecord(topic_id, partition_id, replicas, replicas, replicas[0]))
+        result = TopicResult(
+            topic.name, topic_id=topic_id, num_partitions=len(assignments),
+            replication_factor=len(assignments[0]),
+        )
+        return records, result
+
+    def _validated_configs(self, configs: Mapping[str, str | None]) -> dict[str, str]:
+        validated = {}
+        for key, value in configs.items():
+            try:
+                text = validate_topic_config(key, value)
+            except ConfigError as error:
+                raise ControllerError(ErrorCode.invalid_config, str(error)) from None
+            if text is not None:
+                validated[key] = text
+        return validated
+
+    def _assignments(self, image: MetadataImage, topic: NewTopic) -> list[tuple[int, ...]]:
+        if topic.assignments:
+            if topic.num_partitions != -1 or topic.replication_factor != -1:
+                raise ControllerError(
+                    ErrorCode.invalid_request,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set."
+                    " Both cannot be used at the same time.")
+            return self._manual_assignments(image, topic.assignments)
+        partitions = topic.num_partitions
+        if partitions == -1:
+            partitions = self._config["num.partitions"]
+        replication_factor = topic.replication_factor
+        if replication_factor == -1:
+            replication_factor = self._config["default.replication.factor"]
+        if partitions <= 0 or partitions > PARTITIONS_MAX:
+            raise ControllerError(
+                ErrorCode.invalid_partitions, "Number of partitions was set to an invalid non-positive value.")
+        if replication_factor <= 0:
+            raise ControllerError(
+                ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0.")
+        return place_replicas(usable_brokers(image), 0, partitions, replication_factor, self._rng)
+
+    def _manual_assignments(
+        self, image: MetadataImage, assignments: Mapping[int, tuple[int, ...]],
+    ) -> list[tuple[int, ...]]:
+        if sorted(assignments) != list(range(len(assignments))):
+            raise ControllerError(
+                ErrorCode.invalid_replica_assignment,
+                "Partitions should be a consecutive 0-based integer sequence")
+        result = []
+        for index in range(len(assignments)):
+            replicas = tuple(assignments[index])
+            if not replicas or len(set(replicas)) != len(replicas):
+                raise ControllerError(
+                    ErrorCode.invalid_replica_assignment,
+                    f"Duplicate or empty replica assignment for partition {index}")
+            unknown = [r for r in replicas if r not in image.brokers]
+            if unknown:
+                raise ControllerError(
+                    ErrorCode.invalid_replica_assignment,
+                    f"The manual partition assignment includes broker {unknown[0]}, but no"
+                    " broker with that id is registered.")
+            result.append(replicas)
+        return result
+
+    def delete_topics(self, image: MetadataImage, names: Sequence[str]) -> tuple[list, list[TopicResult]]:
+        records: list = []
+        results: list[TopicResult] = []
+        for name in names:
+            topic = image.topic(name)
+            if not self._config["delete.topic.enable"]:
+                results.append(TopicResult(name, ErrorCode.topic_deletion_disabled,
+                                           "Topic deletion is disabled."))
+            elif topic is None:
+                results.append(TopicResult(name, ErrorCode.unknown_topic_or_partition,
+                                           "This server does not host this topic-partition."))
+            else:
+                records.append(RemoveTopicRecord(topic.topic_id))
+                results.append(TopicResult(name, topic_id=topic.topic_id))
+        return records, results
+
+    def create_partitions(
+        self, image: MetadataImage, name: str, count: int,
+        assignments: Sequence[tuple[int, ...]] | None, validate_only: bool,
+    ) -> list:
+        topic = image.topic(name)
+        if topic is None:
+            raise ControllerError(ErrorCode.unknown_topic_or_partition,
+                                  f"The topic '{name}' does not exist.")
+        current = len(topic.partitions)
+        if count < current:
+            raise ControllerError(ErrorCode.invalid_partitions,
+                                  f"The topic {name} currently has {current} partition(s); {count}"
+                                  " would not be an increase.")
+        if count == current:
+            raise ControllerError(ErrorCode.invalid_partitions,
+                                  f"Topic already has {current} partition(s).")
+        replication_factor = len(topic.partitions[0].replicas)
+        if assignments:
+            if len(assignments) != count - current:
+                raise ControllerError(
+                    ErrorCode.invalid_replica_assignment,
+                    f"Attempted to add {count - current} additional partition(s), but only"
+                    f" {len(assignments)} assignment(s) were specified.")
+            placed = self._manual_assignments(
+                image, {i: tuple(a) for i, a in enumerate(assignments)})
+        else:
+            placed = place_replicas(usable_brokers(image), current, count - current,
+                                    replication_factor, self._rng)
+        if validate_only:
+            return []
+        return [
+            PartitionRecord(topic.topic_id, current + index, replicas, replicas, replicas[0])
+            for index, replicas in enumerate(placed)
+        ]
+
+    def alter_topic_configs(
+        self, image: MetadataImage, name: str, changes: Sequence[ConfigChange], incremental: bool,
+    ) -> list:
+        if image.topic(name) is None:
+            raise ControllerError(ErrorCode.unknown_topic_or_partition,
+                                  f"Topic {name} does not exist.")
+        current = dict(image.topic_configs(name))
+        wanted = dict(current) if incremental else {}
+        for change in changes:
+            wanted = _apply_change(wanted, change)
+        self._validated_configs({k: v for k, v in wanted.items()})
+        records = []
+        for key in sorted(set(current) | set(wanted)):
+            if current.get(key) != wanted.get(key):
+                records.append(ConfigRecord(TOPIC_RESOURCE, name, key, wanted.get(key)))
+        return records
+
+    def allocate_producer_ids(self, image: MetadataImage, broker_id: int, broker_epoch: int) -> tuple[list, int]:
+        start = image.next_producer_id
+        return [ProducerIdsRecord(broker_id, broker_epoch, start + PRODUCER_ID_BLOCK_SIZE)], start
+
+
+def _apply_change(configs: dict[str, str], change: ConfigChange) -> dict[str, str]:
+    if change.operation == 0:
+        if change.value is None:
+            configs.pop(change.name, None)
+        else:
+            configs[change.name] = change.value
+    elif change.operation == 1:
+        configs.pop(change.name, None)
+    elif change.operation in (2, 3):
+        items = [item for item in configs.get(change.name, "").split(",") if item]
+        values = [item for item in (change.value or "").split(",") if item]
+        if change.operation == 2:
+            items += [v for v in values if v not in items]
+        else:
+            items = [item for item in items if item not in values]
+        if items:
+            configs[change.name] = ",".join(items)
+        else:
+            configs.pop(change.name, None)
+    else:
+        raise ControllerError(ErrorCode.invalid_request, f"Unknown config operation {change.operation}")
+    return configs

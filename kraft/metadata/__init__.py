@@ -1,0 +1,17 @@
+"""Metadata records and the immutable image brokers serve from."""
+
+from .image import BrokerImage, MetadataImage, PartitionImage, TopicImage
+from .records import (
+    BROKER_RESOURCE, TOPIC_RESOURCE, ConfigRecord, FeatureLevelRecord, FenceBrokerRecord,
+    MetadataRecordError, NoOpRecord, PartitionChangeRecord, PartitionRecord,
+    ProducerIdsRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicRecord,
+    UnfenceBrokerRecord, decode_record, encode_record, new_topic_id,
+)
+
+__all__ = [
+    "BROKER_RESOURCE", "TOPIC_RESOURCE", "BrokerImage", "ConfigRecord", "FeatureLevelRecord",
+    "FenceBrokerRecord", "MetadataImage", "MetadataRecordError", "NoOpRecord",
+    "PartitionChangeRecord", "PartitionImage", "PartitionRecord", "ProducerIdsRecord",
+    "RegisterBrokerRecord", "RemoveTopicRecord", "TopicImage", "TopicRecord",
+    "UnfenceBrokerRecord", "decode_record", "encode_record", "new_topic_id",
+]

@@ -1,0 +1,139 @@
+"""A kraft node: controller and/or broker roles in one trio process.
+
+Start-up order (each step must succeed before the next):
+1. storage is formatted for this node (``meta.properties`` in every directory);
+2. the metadata quorum opens ``__cluster_metadata-0`` and the committed records are
+   replayed into the image;
+3. this voter leads the next epoch; an empty log first receives the bootstrap features;
+4. partition logs are loaded and recovered, listeners bind (port 0 picks a free port);
+5. the broker registers with its endpoints, the image places this node's partitions,
+   and only then does the node log that it has started.
+Shutdown runs in reverse: listeners stop, logs flush and write their checkpoints and
+the clean-shutdown marker, the metadata log closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from typing import Any
+
+import trio
+
+from storage.config import LogConfig
+from storage.manager import LogManager
+
+from .broker import Broker, ReplicaManager
+from .config import ServerConfig
+from .meta_properties import check_formatted, read_bootstrap, read_standalone_voters
+from .metadata import FeatureLevelRecord
+from .network import Listener
+from .quorum_controller import ActiveController, MetadataPublisher
+from .raft import MetadataLogError, SingleVoterRaft
+
+logger = logging.getLogger(__name__)
+CHECKPOINT_INTERVAL_S_MIN = 1.0
+
+
+class NodeStartError(Exception):
+    """The node cannot start; the message says why and names the key or directory."""
+
+
+def _single_voter(config: ServerConfig) -> None:
+    voters = [v.node_id for v in config.voters]
+    if not voters:
+        voters = read_standalone_voters(config.metadata_log_dir) or []
+    if voters != [config.node_id]:
+        raise NodeStartError(
+            f"this build runs a metadata quorum of one voter that is this node ({config.node_id});"
+            f" the configured voters are {voters or 'unknown'}: format with --standalone or set"
+            f" controller.quorum.voters={config.node_id}@host:port")
+    if set(config.roles) != {"broker", "controller"}:
+        raise NodeStartError("process.roles must be broker,controller for a single-node cluster")
+
+
+class Node:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.listeners: list[Listener] = []
+        self.bound: dict[str, Any] = {}
+        self.started = trio.Event()
+
+    def _advertised(self) -> list[tuple[str, str, int, str]]:
+        advertised = {}
+        for item in self.config.get("advertised.listeners", ()) or ():
+            from .config import parse_listener
+            parsed = parse_listener(item, "advertised.listeners")
+            advertised[parsed.name] = parsed
+        endpoints = []
+        for name, bound in self.bound.items():
+            chosen = advertised.get(name)
+            host = chosen.host if chosen and chosen.host else bound.host
+            port = chosen.port if chosen and chosen.port else bound.port
+            if host in ("", "0.0.0.0", "::"):
+                host = socket.getfqdn()
+            endpoints.append((name, host, port, "PLAINTEXT"))
+        return endpoints
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        config = self.config
+        _single_voter(config)
+        cluster_id = check_formatted(sorted(set(config.log_dirs) | {config.metadata_log_dir}),
+                                     self.node_id)
+        raft = SingleVoterRaft(config.metadata_log_dir, self.node_id, config["metadata.log.segment.bytes"])
+        publisher = MetadataPublisher()
+        for offset, records in raft.replay():
+            publisher.publish(records, offset)
+        logs = LogManager(list(config.log_dirs), LogConfig())
+        try:
+            await self._serve(config, cluster_id, raft, publisher, logs, task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                logger.info("[node %d] shutting down: flushing logs and writing checkpoints", self.node_id)
+                await trio.to_thread.run_sync(logs.close)
+                raft.close()
+                logger.info("[node %d] shut down cleanly", self.node_id)
+
+    async def _serve(self, config, cluster_id, raft, publisher, logs, task_status) -> None:
+        raft.become_leader()
+        controller = ActiveController(config, raft, publisher)
+        if publisher.image.offset < 0:
+            features = read_bootstrap(config.metadata_log_dir)
+            await controller.write_bootstrap(
+                [FeatureLevelRecord(name, level) for name, level in sorted(features.items())])
+        await trio.to_thread.run_sync(logs.load_all)
+        replicas = ReplicaManager(self.node_id, config, logs)
+        broker = Broker(self.node_id, cluster_id, config, replicas, controller, lambda: publisher.image)
+        async with trio.open_nursery() as nursery:
+            for listener_config in config.listeners:
+                listener = Listener(self.node_id, listener_config.name, listener_config.host,
+                                    listener_config.port, broker.dispatch, config["socket.request.max.bytes"])
+                self.bound[listener_config.name] = await nursery.start(listener.run)
+                self.listeners.append(listener)
+            broker_endpoints = [e for e in self._advertised() if e[0] not in config.controller_listener_names]
+            await controller.register_broker(str(uuid.uuid4()), broker_endpoints, config.get("broker.rack"))
+            publisher.subscribe(replicas.apply_image)
+            nursery.start_soon(self._checkpoint_loop, logs)
+            logger.info("[node %d] Kafka Server started (kraft node %d, cluster %s)",
+                        self.node_id, self.node_id, cluster_id)
+            self.started.set()
+            task_status.started(self)
+
+    async def _checkpoint_loop(self, logs: LogManager) -> None:
+        """Write recovery points and flush logs whose flush.ms/flush.messages are due."""
+        interval_s = max(self.config["log.flush.offset.checkpoint.interval.ms"] / 1000,
+                         CHECKPOINT_INTERVAL_S_MIN)
+        next_checkpoint = trio.current_time() + interval_s
+        while True:
+            await trio.sleep(1.0)
+            due = [log for log in logs.logs().values() if log.needs_flush]
+            for log in due:
+                await trio.to_thread.run_sync(log.flush)
+            if trio.current_time() >= next_checkpoint:
+                await trio.to_thread.run_sync(logs.checkpoint)
+                next_checkpoint = trio.current_time() + interval_s
+
+
+__all__ = ["MetadataLogError", "Node", "NodeStartError"]
