@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,14 +106,15 @@ def tool_paths() -> tuple[str, str]:
 
 
 def build(timeout_s: float = BUILD_TIMEOUT_S) -> str:
-    """Builds the project unless it is up to date; returns how: 'up to date', 'offline', 'online'."""
+    """Builds the project within `timeout_s` unless it is up to date; returns how: 'up to date', 'offline', 'online'."""
     _, mvn = tool_paths()
     if is_built():
         return "up to date"
     attempts = [("offline", [mvn, "-B", "-q", "-o", "package"]), ("online", [mvn, "-B", "-q", "package"])]
     failures = []
+    deadline = time.monotonic() + timeout_s
     for how, command in attempts:
-        result = _run_bounded(command, cwd=PROJECT_DIR, timeout_s=timeout_s)
+        result = _run_bounded(command, cwd=PROJECT_DIR, timeout_s=max(0.0, deadline - time.monotonic()))
         if result.returncode == 0:
             BUILD_STAMP.touch()
             return how
