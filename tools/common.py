@@ -1,0 +1,251 @@
+"""What every kraft command-line tool shares: parsing, properties, and one error wrapper.
+
+Each tool module is a small command in the pip style: ``main(argv)`` builds an argument parser,
+``run_command`` parses, calls one function that does the work, and turns the exceptions an
+operator can cause (bad flags, an unreachable broker, an error code from the cluster) into a
+message and an exit code. Anything else is a bug and keeps its traceback.
+
+This module imports only the standard library so that ``--help`` stays instant; tools import
+the network stack (trio, kio, ``protocol.client``) inside the function that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, TextIO
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+
+class ToolError(Exception):
+    """An operating error, reported to the user as a message and an exit code."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class PlainError(ToolError):
+    """Reported as-is on stderr, without the tool's error prefix (Kafka's tools print their
+    IllegalArgumentException messages this way)."""
+
+
+class UsageError(PlainError):
+    """The command line itself is wrong; while parsing, the usage follows the message."""
+
+
+class KafkaArgumentParser(argparse.ArgumentParser):
+    """argparse with Kafka's conventions: whole option names only and exit code 1 on misuse."""
+
+    def __init__(self, prog: str, description: str) -> None:
+        super().__init__(prog=prog, description=description, allow_abbrev=False)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def run_command(
+    parser: argparse.ArgumentParser,
+    execute: Callable[[argparse.Namespace], int],
+    argv: list[str] | None,
+    *,
+    error_prefix: str = "",
+    error_stream: TextIO | None = None,
+) -> int:
+    """Parse ``argv``, run ``execute`` and map operating errors to messages and exit codes.
+
+    ``error_prefix`` and ``error_stream`` let a tool keep Apache Kafka's wording, e.g.
+    kafka-topics prints ``Error while executing topic command : ...`` on stdout.
+    """
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        parser.print_usage(sys.stderr)
+        return error.exit_code
+    except SystemExit as stop:  # --help and --version
+        return stop.code if isinstance(stop.code, int) else EXIT_OK
+    try:
+        return execute(args)
+    except PlainError as error:
+        print(error, file=sys.stderr)
+        return error.exit_code
+    except ToolError as error:
+        print(f"{error_prefix}{error}", file=error_stream or sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_FAILURE
+    except Exception as error:
+        if not _is_client_error(error):
+            raise
+        print(f"{error_prefix}{error}", file=error_stream or sys.stderr)
+        return EXIT_FAILURE
+
+
+def _is_client_error(error: BaseException) -> bool:
+    """True for ``protocol.client.KafkaClientError``, without importing the client here."""
+    client = sys.modules.get("protocol.client")
+    return client is not None and isinstance(error, client.KafkaClientError)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, stop Python from failing again while flushing stdout at exit."""
+    try:
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def run_trio(function: Callable[..., Any], *args: Any) -> Any:
+    """Run an async entry point; an exception group holding one operating error is unwrapped
+    so the wrapper above can report it."""
+    import trio
+
+    try:
+        return trio.run(function, *args)
+    except BaseExceptionGroup as group:
+        for leaf in _leaves(group):
+            if isinstance(leaf, ToolError) or _is_client_error(leaf):
+                raise leaf from group
+        raise
+
+
+def _leaves(group: BaseException) -> Iterable[BaseException]:
+    children = getattr(group, "exceptions", None)
+    if not children:
+        yield group
+        return
+    for child in children:
+        yield from _leaves(child)
+
+
+# --- key=value properties -------------------------------------------------------------------
+
+
+def parse_key_values(items: Iterable[str] | None) -> dict[str, str]:
+    """``k=v`` arguments (``--property``, ``--producer-property``) as a dict.
+
+    As Kafka's CommandLineUtils.parseKeyValueArgs, a bare ``k`` means an empty value; the value
+    is everything after the first ``=`` so separators such as ``key.separator==`` survive.
+    """
+    result: dict[str, str] = {}
+    for item in items or ():
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f"Invalid command line properties: {item}")
+        result[key] = value
+    return result
+
+
+_PROPERTY_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+
+
+def load_properties(path: str) -> dict[str, str]:
+    """Read a Java ``.properties`` file: ``#``/``!`` comments, ``=``, ``:`` or blank as the
+    separator, backslash line continuations and escapes (including ``\\uXXXX``)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise ToolError(f"cannot read properties file {path}: {error.strerror}") from error
+    return parse_properties(text)
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for line in _logical_lines(text):
+        key, value = _split_property(line)
+        result[_unescape(key)] = _unescape(value)
+    return result
+
+
+def _logical_lines(text: str) -> Iterable[str]:
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.lstrip(" \t\f")
+        if not pending and (not line or line[0] in "#!"):
+            continue
+        trailing = len(line) - len(line.rstrip("\\"))
+        if trailing % 2 == 1:
+            pending += line[:-1]
+            continue
+        yield pending + line
+        pending = ""
+    if pending:
+        yield pending
+
+
+def _split_property(line: str) -> tuple[str, str]:
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char in "=: \t\f":
+            break
+        index += 1
+    key = line[:index]
+    rest = line[index:].lstrip(" \t\f")
+    if rest[:1] in ("=", ":"):
+        rest = rest[1:].lstrip(" \t\f")
+    return key, rest
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char != "\\" or index + 1 >= len(text):
+            out.append(char)
+            index += 1
+            continue
+        code = text[index + 1]
+        if code == "u" and index + 6 <= len(text):
+            out.append(chr(int(text[index + 2 : index + 6], 16)))
+            index += 6
+            continue
+        out.append(_PROPERTY_ESCAPES.get(code, code))
+        index += 2
+    return "".join(out)
+
+
+def parse_bool(value: str) -> bool:
+    """Kafka reads tool booleans as ``value.trim().equalsIgnoreCase("true")``."""
+    return value.strip().lower() == "true"
+
+
+def client_properties(command_config: str | None, stream: TextIO | None = None) -> dict[str, str]:
+    """Properties from ``--command-config``: kraft's client uses ``client.id`` and notes the rest."""
+    if not command_config:
+        return {}
+    properties = load_properties(command_config)
+    ignored = sorted(key for key in properties if key != "client.id")
+    if ignored:
+        print(
+            f"Note: kraft's client uses only client.id from {command_config}; ignoring "
+            + ", ".join(ignored),
+            file=stream or sys.stderr,
+        )
+    return properties
+
+
+def integer(text: str) -> int:
+    """argparse type for numeric options, with a message that names the bad value."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
