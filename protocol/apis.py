@@ -148,11 +148,8 @@ def decode_request(frame: bytes, apis: dict[int, ApiRange]) -> Request:
         raise MalformedRequest(
             f"cannot decode {cls.__name__} v{api_version}: {error}"
         ) from error
-    if header_size + body_size != len(frame):
-        raise MalformedRequest(
-            f"{cls.__name__} v{api_version} left {len(frame) - header_size - body_size}"
-            " trailing bytes"
-        )
+    # Bytes after the body are ignored, as Kafka's parser does: librdkafka sends
+    # Metadata v13 with fields the schema no longer has, and Kafka accepts it.
     return Request(api_key, api_version, correlation_id, header.client_id, body)
 
 

@@ -51,7 +51,7 @@ async def handle_create_topics(broker: Broker, request: Request, info: Connectio
     entries = []
     for result in results:
         configs = ()
-        if result.error_code == ErrorCode.none:
+        if result.error_code == ErrorCode.none and config_cls is not None:
             overrides = {} if body.validate_only else dict(broker.image.topic_configs(result.name))
             configs = tuple(
                 make(config_cls, name=key, value=value, read_only=False, is_sensitive=False,

@@ -46,9 +46,10 @@ def make(cls: type, **values: Any) -> Any:
     return cls(**kwargs)
 
 
-def nested(cls: type, name: str) -> type:
-    """The nested class ``name`` defined beside the message class ``cls``."""
-    return getattr(sys.modules[cls.__module__], name)
+def nested(cls: type, name: str) -> type | None:
+    """The nested class ``name`` defined beside the message class ``cls``, if this
+    version has it (older versions lack some nested entities)."""
+    return getattr(sys.modules[cls.__module__], name, None)
 
 
 def has_field(cls: type, name: str) -> bool:

@@ -106,17 +106,18 @@ class Broker:
                  max_version=api.advertised_max)
             for api in sorted(self.apis.values(), key=lambda a: a.api_key)
         )
-        features = self.image.features
-        finalized = tuple(
-            make(nested(cls, "FinalizedFeatureKey"), name=name, max_version_level=level,
-                 min_version_level=level)
-            for name, level in sorted(features.items())
-        ) if error_code == ErrorCode.none else ()
-        supported = tuple(
-            make(nested(cls, "SupportedFeatureKey"), name=name, min_version=0 if name != "metadata.version" else 1,
-                 max_version=level)
-            for name, level in sorted(features.items())
-        ) if error_code == ErrorCode.none else ()
+        features = self.image.features if error_code == ErrorCode.none else {}
+        finalized_cls = nested(cls, "FinalizedFeatureKey")
+        supported_cls = nested(cls, "SupportedFeatureKey")
+        finalized = supported = ()
+        if finalized_cls is not None and supported_cls is not None:
+            finalized = tuple(
+                make(finalized_cls, name=name, max_version_level=level, min_version_level=level)
+                for name, level in sorted(features.items()))
+            supported = tuple(
+                make(supported_cls, name=name, min_version=1 if name == "metadata.version" else 0,
+                     max_version=level)
+                for name, level in sorted(features.items()))
         return make(cls, error_code=error_code, api_keys=keys, throttle_time=0,
                     supported_features=supported, finalized_features_epoch=max(self.image.offset, -1),
                     finalized_features=finalized, zk_migration_ready=False)
