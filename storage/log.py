@@ -311,7 +311,8 @@ class PartitionLog:
 
     def truncate_to(self, offset: int) -> None:
         """Remove everything at or after ``offset`` (a batch holding it goes whole, so the log
-        end may land below ``offset``). Below the log start, the log restarts empty there."""
+        end may land below ``offset``, but never below the log start). Below the log start,
+        the log restarts empty at ``offset``, as Kafka's truncateFullyAndStartAt does."""
         if offset >= self.log_end_offset:
             return
         if offset < self.log_start_offset:
@@ -320,6 +321,9 @@ class PartitionLog:
             while len(self._segments) > 1 and self._segments[-1].base_offset > offset:
                 self._segments.pop().delete()
             self.active_segment.truncate_to(offset)
+            if self.log_end_offset < self.log_start_offset:
+                # The batch holding ``offset`` began below the log start: nothing visible is left.
+                self._restart_at(self.log_start_offset)
         end = self.log_end_offset
         self.recovery_point = min(self.recovery_point, end)
         self._high_watermark = min(self._high_watermark, end)
