@@ -10,7 +10,6 @@ example by running ``flush`` in a worker thread while holding the partition's lo
 
 from __future__ import annotations
 
-import os
 import time
 from bisect import bisect_right
 from collections.abc import Callable
