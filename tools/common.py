@@ -41,8 +41,10 @@ class UsageError(PlainError):
 class KafkaArgumentParser(argparse.ArgumentParser):
     """argparse with Kafka's conventions: whole option names only and exit code 1 on misuse."""
 
-    def __init__(self, prog: str, description: str) -> None:
-        super().__init__(prog=prog, description=description, allow_abbrev=False)
+    def __init__(self, prog: str | None = None, description: str | None = None, **kwargs: Any) -> None:
+        # Keyword arguments pass through so that sub-command parsers are built with this class.
+        kwargs["allow_abbrev"] = False
+        super().__init__(prog=prog, description=description, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
