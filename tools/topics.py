@@ -1,9 +1,9 @@
 """kafka-topics: create, list, describe, alter (partitions) and delete topics.
 
 Flags, output and errors follow Apache Kafka 4.x's TopicCommand: ``Created topic T.``; list
-prints sorted names; describe prints a topic line and one line per partition; a cluster error
-prints ``Error while executing topic command : <message>`` on stdout and exits 1, while a topic
-that does not exist as expected is reported on stderr. ``--topic`` is a regular expression for
+prints sorted names; describe prints a topic line and one line per partition; errors print
+``Error while executing topic command : <message>`` on stdout and exit 1 (checked against
+Kafka 4.1.1's TopicCommand run on the same cluster). ``--topic`` is a regular expression for
 every action except ``--create``, matched against whole names as Java's ``String.matches``.
 
 Where Kafka's output order comes from a Java HashMap (several topics in one describe, the
@@ -138,7 +138,7 @@ def parse_topic_configs(items: list[str]) -> dict[str, str]:
     for item in items:
         parts = re.split(r"\s*=\s*", item)
         if len(parts) != 2:
-            raise PlainError('requirement failed: Invalid topic config: all configs to be added must be in '
+            raise ToolError('requirement failed: Invalid topic config: all configs to be added must be in '
                             'the format "key=val".')
         configs[parts[0].strip()] = parts[1].strip()
     return configs
@@ -149,9 +149,9 @@ async def create(client: Any, args: Namespace) -> None:
 
     configs = parse_topic_configs(args.config)
     if args.replication_factor is not None and not 1 <= args.replication_factor <= 32767:
-        raise PlainError("The replication factor must be between 1 and 32767 inclusive")
+        raise ToolError("The replication factor must be between 1 and 32767 inclusive")
     if args.partitions is not None and args.partitions < 1:
-        raise PlainError("The partitions must be greater than 0")
+        raise ToolError("The partitions must be greater than 0")
     if "." in args.topic or "_" in args.topic:
         print(COLLISION_WARNING)
     try:
@@ -193,7 +193,7 @@ async def matching_topics(client: Any, pattern: str | None, exclude_internal: bo
 async def existing_topics(client: Any, args: Namespace) -> list[str]:
     topics = await matching_topics(client, args.topic, args.exclude_internal)
     if args.topic and not topics and not args.if_exists:
-        raise PlainError(f"Topic '{args.topic}' does not exist as expected")
+        raise ToolError(f"Topic '{args.topic}' does not exist as expected")
     return topics
 
 
