@@ -128,11 +128,13 @@ class Node:
         next_checkpoint = trio.current_time() + interval_s
         while True:
             await trio.sleep(1.0)
-            due = [log for log in logs.logs().values() if log.needs_flush]
-            for log in due:
-                await trio.to_thread.run_sync(log.flush)
+            # On the event loop, not in a worker thread: the log engine is not
+            # thread-safe against concurrent appends. Only topics with flush.ms or
+            # flush.messages set are flushed here; Kafka's default leaves it to the OS.
+            for log in [log for log in logs.logs().values() if log.needs_flush]:
+                log.flush()
             if trio.current_time() >= next_checkpoint:
-                await trio.to_thread.run_sync(logs.checkpoint)
+                logs.checkpoint()
                 next_checkpoint = trio.current_time() + interval_s
 
 

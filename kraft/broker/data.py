@@ -287,6 +287,9 @@ async def handle_delete_records(broker: Broker, request: Request, info: Connecti
                                 error_code=error_code))
         topics.append(make(nested(cls, "DeleteRecordsTopicResult"), name=topic.name,
                            partitions=tuple(results)))
+    # The new log start offsets are acknowledged, so they are made durable first. This
+    # runs on the event loop: the log engine is not thread-safe against appends.
+    broker.replicas.logs.checkpoint()
     return make(cls, throttle_time=0, topics=tuple(topics))
 
 
