@@ -113,8 +113,10 @@ async def handle_create_partitions(broker: Broker, request: Request, info: Conne
 
 
 def _default_source(broker: Broker, topic_key: str) -> int:
-    _, synonym = broker_default_for_topic(broker.config, topic_key)
-    return STATIC_BROKER_CONFIG if synonym is not None else DEFAULT_CONFIG
+    """STATIC_BROKER_CONFIG only when the primary broker synonym is set, as Kafka reports
+    it: ``log.retention.hours=168`` still describes ``retention.ms`` as a default."""
+    primary = TOPIC_SYNONYMS.get(topic_key, ())[:1]
+    return STATIC_BROKER_CONFIG if primary and primary[0] in broker.config.originals else DEFAULT_CONFIG
 
 
 def _topic_config_values(broker: Broker, overrides: dict[str, str]) -> dict[str, str]:
