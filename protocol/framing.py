@@ -68,7 +68,8 @@ class FrameBuffer:
         if available < SIZE_PREFIX.size + size_bytes:
             return None
         start = self._position + SIZE_PREFIX.size
-        frame = bytes(self._buffer[start : start + size_bytes])
+        with memoryview(self._buffer) as view:
+            frame = bytes(view[start : start + size_bytes])  # the one copy a frame costs
         self._position = start + size_bytes
         return frame
 

@@ -22,7 +22,7 @@ import trio
 from kio.schema.errors import ErrorCode
 
 from protocol.apis import Request, response_class
-from protocol.records import CorruptRecordError, InvalidRecordError, validate_batches
+from protocol.records import CorruptRecordError, InvalidRecordError, iter_batches
 from storage.errors import (
     InvalidProducerEpochError, OffsetOutOfRangeError, OutOfOrderSequenceError, RecordTooLargeError,
     StorageError,
@@ -60,11 +60,11 @@ def _append(broker: Broker, topic: str, index: int, records: bytes | None) -> di
             ErrorCode.message_too_large,
             f"The batch of {len(records)} bytes exceeds max.message.bytes={log.config.max_message_bytes}")
     try:
-        batches = validate_batches(records)
-        if len(batches) != 1:
+        # Only the batch count here; the log validates CRCs and sequences once, on append.
+        if sum(1 for _ in iter_batches(records, allow_partial_tail=False)) != 1:
             raise ProduceFailure(ErrorCode.invalid_record,
                                  "Produce requests with version 3 or above must contain exactly one record batch")
-        result = log.append(bytearray(records), leader_epoch=partition.leader_epoch)
+        result = log.append(records, leader_epoch=partition.leader_epoch)
     except CorruptRecordError as error:
         raise ProduceFailure(ErrorCode.corrupt_message, str(error)) from None
     except InvalidRecordError as error:
