@@ -291,27 +291,6 @@ def parse_voters(entries: tuple[str, ...]) -> tuple[Voter, ...]:
     return tuple(voters)
 
 
-def read_properties(text: str) -> dict[str, str]:
-    """Parse Java properties text: ``key=value`` or ``key: value``, ``#``/``!`` comments."""
-    result: dict[str, str] = {}
-    pending = ""
-    for raw_line in text.splitlines():
-        line = pending + raw_line.strip()
-        pending = ""
-        if not line or line[0] in "#!":
-            continue
-        if line.endswith("\\") and not line.endswith("\\\\"):
-            pending = line[:-1]
-            continue
-        match = re.match(r"^((?:[^=:\s\\]|\\.)+)\s*[=:\s]\s*(.*)$", line)
-        if match is None:
-            result[line] = ""
-        else:
-            key = match[1].replace("\\", "")
-            result[key] = match[2]
-    return result
-
-
 @dataclass(frozen=True)
 class ServerConfig:
     """Validated broker/controller configuration; ``values`` holds parsed known keys."""

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import msgpack
 
-from .config import read_properties
+from storage.fs import REAL_FILE_SYSTEM, write_file_atomically
+
+from .properties import parse_properties
 
 META_PROPERTIES = "meta.properties"
 BOOTSTRAP_CHECKPOINT = "bootstrap.checkpoint"
@@ -55,7 +57,7 @@ def read_meta_properties(directory: str) -> MetaProperties | None:
     path = os.path.join(directory, META_PROPERTIES)
     try:
         with open(path, encoding="utf-8") as handle:
-            values = read_properties(handle.read())
+            values = parse_properties(handle.read())
     except FileNotFoundError:
         return None
     try:
@@ -67,13 +69,8 @@ def read_meta_properties(directory: str) -> MetaProperties | None:
 
 def write_meta_properties(directory: str, meta: MetaProperties) -> None:
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, META_PROPERTIES)
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(meta.render())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_file_atomically(REAL_FILE_SYSTEM, os.path.join(directory, META_PROPERTIES),
+                          meta.render().encode())
 
 
 def check_formatted(directories: list[str], node_id: int) -> str:
@@ -102,12 +99,7 @@ def check_formatted(directories: list[str], node_id: int) -> str:
 def write_bootstrap(directory: str, metadata_version: int = METADATA_VERSION_LEVEL) -> None:
     """The features the first controller writes to an empty metadata log."""
     payload = msgpack.packb({"features": {"metadata.version": metadata_version}})
-    path = os.path.join(directory, BOOTSTRAP_CHECKPOINT)
-    with open(path + ".tmp", "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(path + ".tmp", path)
+    write_file_atomically(REAL_FILE_SYSTEM, os.path.join(directory, BOOTSTRAP_CHECKPOINT), payload)
 
 
 def read_bootstrap(directory: str) -> dict[str, int]:
@@ -127,11 +119,7 @@ def write_standalone_voters(metadata_dir: str, node_id: int, directory_id: str,
     directory = os.path.join(metadata_dir, "__cluster_metadata-0")
     os.makedirs(directory, exist_ok=True)
     payload = msgpack.packb({"voters": [[node_id, directory_id, [list(e) for e in endpoints]]]})
-    path = os.path.join(directory, BOOTSTRAP_SNAPSHOT)
-    with open(path, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_file_atomically(REAL_FILE_SYSTEM, os.path.join(directory, BOOTSTRAP_SNAPSHOT), payload)
 
 
 def read_standalone_voters(metadata_dir: str) -> list[int] | None:

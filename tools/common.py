@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TextIO
 
+from kraft.properties import parse_properties
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -149,9 +151,6 @@ def parse_key_values(items: Iterable[str] | None) -> dict[str, str]:
     return result
 
 
-_PROPERTY_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
-
-
 def load_properties(path: str) -> dict[str, str]:
     """Read a Java ``.properties`` file: ``#``/``!`` comments, ``=``, ``:`` or blank as the
     separator, backslash line continuations and escapes (including ``\\uXXXX``)."""
@@ -161,68 +160,6 @@ def load_properties(path: str) -> dict[str, str]:
     except OSError as error:
         raise ToolError(f"cannot read properties file {path}: {error.strerror}") from error
     return parse_properties(text)
-
-
-def parse_properties(text: str) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for line in _logical_lines(text):
-        key, value = _split_property(line)
-        result[_unescape(key)] = _unescape(value)
-    return result
-
-
-def _logical_lines(text: str) -> Iterable[str]:
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.lstrip(" \t\f")
-        if not pending and (not line or line[0] in "#!"):
-            continue
-        trailing = len(line) - len(line.rstrip("\\"))
-        if trailing % 2 == 1:
-            pending += line[:-1]
-            continue
-        yield pending + line
-        pending = ""
-    if pending:
-        yield pending
-
-
-def _split_property(line: str) -> tuple[str, str]:
-    index = 0
-    while index < len(line):
-        char = line[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char in "=: \t\f":
-            break
-        index += 1
-    key = line[:index]
-    rest = line[index:].lstrip(" \t\f")
-    if rest[:1] in ("=", ":"):
-        rest = rest[1:].lstrip(" \t\f")
-    return key, rest
-
-
-def _unescape(text: str) -> str:
-    if "\\" not in text:
-        return text
-    out = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char != "\\" or index + 1 >= len(text):
-            out.append(char)
-            index += 1
-            continue
-        code = text[index + 1]
-        if code == "u" and index + 6 <= len(text):
-            out.append(chr(int(text[index + 2 : index + 6], 16)))
-            index += 6
-            continue
-        out.append(_PROPERTY_ESCAPES.get(code, code))
-        index += 2
-    return "".join(out)
 
 
 def parse_bool(value: str) -> bool:

@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 from protocol.records import RecordInput, build_batch, decode_batch, iter_batches
 from storage.config import LogConfig
-from storage.fs import REAL_FILE_SYSTEM
+from storage.fs import REAL_FILE_SYSTEM, write_file_atomically
 from storage.log import PartitionLog
 
 from ..metadata import MetadataRecordError, decode_record, encode_record
@@ -33,20 +33,6 @@ REPLAY_READ_BYTES = 1 << 20
 
 class MetadataLogError(Exception):
     """The metadata log or quorum state cannot be used; the node must not start."""
-
-
-def _write_atomically(path: str, text: str) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(os.path.dirname(path), os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 class SingleVoterRaft:
@@ -74,7 +60,7 @@ class SingleVoterRaft:
         self.epoch += 1
         state = {"leaderId": self.node_id, "leaderEpoch": self.epoch, "votedId": self.node_id,
                  "votedDirectoryId": None, "data_version": 1}
-        _write_atomically(self._state_path, json.dumps(state))
+        write_file_atomically(REAL_FILE_SYSTEM, self._state_path, json.dumps(state).encode())
         logger.info("[node %d] metadata quorum leader in epoch %d", self.node_id, self.epoch)
         return self.epoch
 
