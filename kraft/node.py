@@ -79,9 +79,9 @@ class Node:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
-        _single_voter(config)
         cluster_id = check_formatted(sorted(set(config.log_dirs) | {config.metadata_log_dir}),
                                      self.node_id)
+        _single_voter(config)
         raft = SingleVoterRaft(config.metadata_log_dir, self.node_id, config["metadata.log.segment.bytes"])
         publisher = MetadataPublisher()
         for offset, records in raft.replay():
