@@ -29,6 +29,9 @@ from .framing import SIZE_PREFIX, RemoteProtocolError
 
 API_VERSIONS_KEY = 18
 _API_HEADER = struct.Struct(">hhi")
+# What kio's reader raises on bytes that do not fit the schema. KeyError is its answer to a
+# tagged field it does not know (Kafka would skip that field; we refuse the request).
+_DECODE_ERRORS = (SerialError, ValueError, TypeError, OverflowError, UnicodeDecodeError, KeyError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +147,7 @@ def decode_request(frame: bytes, apis: dict[int, ApiRange]) -> Request:
     try:
         header, header_size = _reader(cls.__header_schema__)(view, 0)
         body, body_size = _reader(cls)(view, header_size)
-    except (SerialError, ValueError, TypeError, OverflowError, UnicodeDecodeError) as error:
+    except _DECODE_ERRORS as error:
         raise MalformedRequest(
             f"cannot decode {cls.__name__} v{api_version}: {error}"
         ) from error
