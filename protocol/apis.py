@@ -25,6 +25,7 @@ from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
 from kio.static.constants import EntityType
 
+from .bounds import check_array_counts
 from .framing import SIZE_PREFIX, RemoteProtocolError
 
 API_VERSIONS_KEY = 18
@@ -146,6 +147,7 @@ def decode_request(frame: bytes, apis: dict[int, ApiRange]) -> Request:
     view = memoryview(frame)
     try:
         header, header_size = _reader(cls.__header_schema__)(view, 0)
+        check_array_counts(cls, view, header_size)  # before kio allocates for them
         body, body_size = _reader(cls)(view, header_size)
     except _DECODE_ERRORS as error:
         raise MalformedRequest(
