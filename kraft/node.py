@@ -26,6 +26,7 @@ from storage.manager import LogManager
 
 from .broker import Broker, ReplicaManager
 from .config import ServerConfig
+from .group import GroupCoordinator
 from .meta_properties import check_formatted, read_bootstrap, read_standalone_voters
 from .metadata import FeatureLevelRecord
 from .network import Listener
@@ -115,7 +116,12 @@ class Node:
             broker_endpoints = [e for e in self._advertised() if e[0] not in config.controller_listener_names]
             await controller.register_broker(str(uuid.uuid4()), broker_endpoints, config.get("broker.rack"))
             publisher.subscribe(replicas.apply_image)
+            groups = GroupCoordinator(self.node_id, config, replicas, controller, lambda: publisher.image)
+            broker.groups = groups
+            publisher.subscribe(groups.on_image)
+            await nursery.start(groups.run)
             nursery.start_soon(self._checkpoint_loop, logs)
+            nursery.start_soon(self._retention_loop, logs)
             logger.info("[node %d] Kafka Server started (kraft node %d, cluster %s)",
                         self.node_id, self.node_id, cluster_id)
             self.started.set()
@@ -136,6 +142,14 @@ class Node:
             if trio.current_time() >= next_checkpoint:
                 logs.checkpoint()
                 next_checkpoint = trio.current_time() + interval_s
+
+    async def _retention_loop(self, logs: LogManager) -> None:
+        """Every log.retention.check.interval.ms, delete segments past retention.ms or
+        retention.bytes. On the event loop, as above: the log engine is not thread-safe."""
+        interval_s = self.config["log.retention.check.interval.ms"] / 1000
+        while True:
+            await trio.sleep(interval_s)
+            logs.apply_retention()
 
 
 __all__ = ["MetadataLogError", "Node", "NodeStartError"]

@@ -60,7 +60,7 @@ class Broker:
         self.listener_name = "PLAINTEXT"
         # Woken on every append so that waiting fetches (min.bytes) see new data.
         self.data_arrived = trio.Event()
-        self.producer_ids = None
+        self.groups: Any = None  # the group coordinator, set by the node
 
     @property
     def image(self) -> MetadataImage:
