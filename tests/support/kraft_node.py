@@ -44,8 +44,14 @@ class KraftNodeError(RuntimeError):
 
 
 def new_cluster_id() -> str:
-    """A cluster id in Kafka's form: a random UUID as unpadded URL-safe base64 (22 characters)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+    """A cluster id in Kafka's form: a random UUID as unpadded URL-safe base64 (22 characters).
+
+    Like Kafka's Uuid.randomUuid, never one starting with '-': `-t -abc...` reads as a flag.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not text.startswith("-"):
+            return text
 
 
 def base_properties(node_id: int, data_dir: Path) -> dict[str, str]:
