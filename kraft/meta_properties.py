@@ -29,8 +29,15 @@ class StorageNotFormatted(Exception):
 
 
 def random_uuid() -> str:
-    """A Kafka-style id: a random UUID as 22 characters of URL-safe base64."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """A Kafka-style id: a random UUID as 22 characters of URL-safe base64.
+
+    As Kafka's Uuid.randomUuid does, an id starting with '-' is drawn again, because
+    `kafka-storage format -t -abc...` would read it as a flag.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def valid_cluster_id(text: str) -> bool:
