@@ -35,6 +35,10 @@ class LogConfig:
     message_timestamp_type: str = "CreateTime"
     max_message_bytes: int = 1048588
     cleanup_policy: str = "delete"
+    delete_retention_ms: int = DAY_MS
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = LONG_MAX
 
     def __post_init__(self) -> None:
         _check_range("segment.bytes", self.segment_bytes, SEGMENT_BYTES_MIN, INT_MAX)
@@ -48,10 +52,26 @@ class LogConfig:
         _check_range("max.message.bytes", self.max_message_bytes, 0, INT_MAX)
         _check_choice("message.timestamp.type", self.message_timestamp_type, TIMESTAMP_TYPES)
         _check_choice("cleanup.policy", self.cleanup_policy, CLEANUP_POLICIES)
+        _check_range("delete.retention.ms", self.delete_retention_ms, 0, LONG_MAX)
+        _check_range("min.compaction.lag.ms", self.min_compaction_lag_ms, 0, LONG_MAX)
+        _check_range("max.compaction.lag.ms", self.max_compaction_lag_ms, 1, LONG_MAX)
+        ratio = self.min_cleanable_dirty_ratio
+        if not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
+            raise InvalidConfigurationError(f"min.cleanable.dirty.ratio={ratio!r} is outside [0, 1]")
 
     @property
     def uses_log_append_time(self) -> bool:
         return self.message_timestamp_type == "LogAppendTime"
+
+    @property
+    def deletes(self) -> bool:
+        """cleanup.policy includes delete: retention.ms and retention.bytes apply."""
+        return "delete" in self.cleanup_policy.split(",")
+
+    @property
+    def compacts(self) -> bool:
+        """cleanup.policy includes compact: the cleaner keeps the latest record per key."""
+        return "compact" in self.cleanup_policy.split(",")
 
     @classmethod
     def from_topic_configs(cls, configs: Mapping[str, str], defaults: LogConfig | None = None) -> LogConfig:
@@ -85,6 +105,7 @@ _KEY_TO_FIELD: dict[str, str] = {
 _PARSERS: dict[str, Callable[[str], object]] = {
     "message_timestamp_type": str.strip,
     "cleanup_policy": _parse_policy,
+    "min_cleanable_dirty_ratio": float,
 }
 
 

@@ -32,6 +32,7 @@ from storage.fs import REAL_FILE_SYSTEM, FileSystem
 from storage.leader_epoch import LeaderEpochCache
 from storage.log_loader import list_directory, open_segments, remove_leftovers
 from storage.producer_state import ProducerStateManager
+from storage.retention import count_below_log_start, count_by_size, count_by_time
 from storage.segment import NO_TIMESTAMP, BatchLocation, LogSegment
 
 
@@ -70,7 +71,7 @@ class ReadResult:
 class PartitionLog:
     def __init__(self, directory: str, config: LogConfig, fs: FileSystem, clock: Callable[[], int]) -> None:
         self.directory = directory
-        self.config = config
+        self._config = config
         self._fs = fs
         self._clock = clock
         self._segments: list[LogSegment] = []
@@ -108,6 +109,17 @@ class PartitionLog:
         cache.persist()
         log._reload_producer_state()
         return log
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: LogConfig) -> None:
+        """A topic config change applies to every segment (roll and index rules) at once."""
+        self._config = config
+        for segment in self._segments:
+            segment.config = config
 
     # ----- offsets and segments -------------------------------------------------------------
 
@@ -357,6 +369,37 @@ class PartitionLog:
         self.leader_epoch_cache.truncate_from_start(offset)
         self.producer_state.remove_before(offset)
         return offset
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Delete whole segments by retention.ms, retention.bytes and the log start offset
+        (rules in storage.retention); returns how many segments went."""
+        now_ms = self._clock() if now_ms is None else now_ms
+        deleted = 0
+        for count_prefix in (
+            lambda: count_by_time(self._segments, self._config, now_ms, self._high_watermark, self.log_end_offset),
+            lambda: count_by_size(self._segments, self._config, self._high_watermark, self.log_end_offset),
+            lambda: count_below_log_start(self._segments, self.log_start_offset, self._high_watermark,
+                                          self.log_end_offset),
+        ):
+            deleted += self._delete_oldest_segments(count_prefix())
+        return deleted
+
+    def _delete_oldest_segments(self, count: int) -> int:
+        """Delete the first ``count`` segments (rolling first if that is all of them) and move
+        the log start offset up to the new first segment."""
+        if count <= 0:
+            return 0
+        if count >= len(self._segments):
+            self.roll()
+        doomed, self._segments = self._segments[:count], self._segments[count:]
+        self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
+        self._high_watermark = max(self._high_watermark, self.log_start_offset)
+        self.recovery_point = max(self.recovery_point, self.log_start_offset)
+        for segment in doomed:
+            segment.delete()
+        self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
+        self.producer_state.remove_before(self.log_start_offset)
+        return len(doomed)
 
     def close(self, *, flush: bool = True) -> None:
         """A clean close: final time-index entry, flush, producer snapshot, close files.

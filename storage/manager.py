@@ -139,6 +139,9 @@ class LogManager:
                 raise StorageError(f"{topic}-{partition} on disk belongs to topic id {stored}, not {topic_id}")
             if topic_id is not None and stored is None:
                 write_partition_metadata(self._fs, existing.directory, topic_id)
+            if config is not None:
+                # Logs loaded at start-up carry the default config until the broker names theirs.
+                existing.config = config
             return existing
         log_dir = min(self.log_dirs, key=lambda path: sum(1 for d in self._log_dir_of.values() if d == path))
         directory = os.path.join(log_dir, partition_directory_name(topic, partition))
@@ -167,6 +170,25 @@ class LogManager:
         remove_tree(self._fs, doomed)
         self.checkpoint()
         return True
+
+    # ----- retention --------------------------------------------------------------------------
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Delete segments by retention in every log (storage.retention); returns how many."""
+        now_ms = self._clock() if now_ms is None else now_ms
+        deleted = 0
+        for (topic, partition), partition_log in list(self._logs.items()):
+            try:
+                count = partition_log.apply_retention(now_ms)
+            except (OSError, StorageError) as error:
+                # One failing directory must not stop retention elsewhere (nor kill the node).
+                log.error("retention of %s-%d failed: %s", topic, partition, error)
+                continue
+            if count:
+                log.info("deleted %d segments of %s-%d by retention; log start offset is now %d",
+                         count, topic, partition, partition_log.log_start_offset)
+            deleted += count
+        return deleted
 
     # ----- durability -------------------------------------------------------------------------
 

@@ -88,7 +88,7 @@ class LogSegment:
         self.base_offset = base_offset
         self.path = os.path.join(directory, segment_file_name(base_offset, LOG_SUFFIX))
         self._fs = fs
-        self._config = config
+        self.config = config
         self._file = fs.open(self.path)
         index_paths = [os.path.join(directory, segment_file_name(base_offset, suffix))
                        for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX)]
@@ -212,7 +212,7 @@ class LogSegment:
         if self.first_batch_timestamp_ms is None:
             self.first_batch_timestamp_ms = header.max_timestamp
         self._note_timestamp(header)
-        if self._bytes_since_index_entry > self._config.index_interval_bytes:
+        if self._bytes_since_index_entry > self.config.index_interval_bytes:
             self.offset_index.append(header.last_offset, position)
             self.time_index.maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp)
             self._bytes_since_index_entry = 0
@@ -230,13 +230,13 @@ class LogSegment:
         a full index, or an offset too far from the base for a 32-bit relative offset."""
         if self.size_bytes == 0:
             return False
-        if self.size_bytes + incoming_bytes > self._config.segment_bytes:
+        if self.size_bytes + incoming_bytes > self.config.segment_bytes:
             return True
         if self.first_batch_timestamp_ms is not None and incoming_max_timestamp_ms >= 0:
             waited_ms = incoming_max_timestamp_ms - self.first_batch_timestamp_ms
         else:
             waited_ms = now_ms - self.created_ms
-        if waited_ms > self._config.segment_ms:
+        if waited_ms > self.config.segment_ms:
             return True
         return (self.offset_index.is_full or self.time_index.is_full
                 or last_offset - self.base_offset > INT_MAX)
