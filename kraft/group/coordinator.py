@@ -71,6 +71,8 @@ class CoordinatorBase:
         self.loaded: set[int] = set()
         self._wakeup = trio.Event()
         self._pending_persists: list[str] = []
+        # Wall-clock milliseconds for commit timestamps and offset expiry; tests replace it.
+        self.clock_ms: Callable[[], int] = wall_ms
 
     # ----- ownership ---------------------------------------------------------------------
 

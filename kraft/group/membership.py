@@ -9,7 +9,7 @@ import uuid
 import trio
 from kio.schema.errors import ErrorCode
 
-from .coordinator import TIMER_TICK_S_MAX, JoinResult, wall_ms
+from .coordinator import TIMER_TICK_S_MAX, JoinResult
 from .group import Group, GroupState, Member, Reply
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class MembershipMixin:
             group.remove_member(member.member_id)
         group.pending_members.clear()
         group.generation += 1
-        group.state_timestamp_ms = wall_ms()
+        group.state_timestamp_ms = self.clock_ms()
         if group.is_empty:
             group.state, group.protocol_name, group.leader = GroupState.EMPTY, None, None
             group.protocol_type = None if not self.offsets.get(group.group_id) else group.protocol_type
@@ -213,7 +213,7 @@ class MembershipMixin:
                 self._prepare_rebalance(group, "the assignment could not be stored")
                 return error, b""
             group.state = GroupState.STABLE
-            group.state_timestamp_ms = wall_ms()
+            group.state_timestamp_ms = self.clock_ms()
             for other in group.members.values():
                 if other.sync_reply is not None:
                     other.sync_reply.set((ErrorCode.none, other.assignment))

@@ -7,7 +7,7 @@ import logging
 import trio
 from kio.schema.errors import ErrorCode
 
-from .coordinator import CommittedOffset, wall_ms
+from .coordinator import CommittedOffset
 from .group import Group, GroupState
 from .records import group_key, offset_key, offset_value
 
@@ -44,7 +44,7 @@ class OffsetsMixin:
         results: dict[tuple[str, int], ErrorCode] = {}
         entries, accepted = [], {}
         image = self._image()
-        now_ms = wall_ms()
+        now_ms = self.clock_ms()
         metadata_max = self._config["offset.metadata.max.bytes"]
         for topic, partitions in topics:
             topic_image = image.topic(topic)
@@ -142,7 +142,7 @@ class OffsetsMixin:
         """Offsets of an empty group expire ``offsets.retention.minutes`` after its last
         commit (Kafka 2.1+); a group left with neither members nor offsets is removed."""
         retention_ms = self._config["offsets.retention.minutes"] * 60_000
-        now_ms = wall_ms()
+        now_ms = self.clock_ms()
         for group_id, group in list(self.groups.items()):
             if not group.is_empty or self.coordinator_error(group_id) != ErrorCode.none:
                 continue

@@ -231,3 +231,19 @@ def test_group_partition_matches_kafkas_hash():
     # Values checked against Java's String.hashCode: "my-group".hashCode() == -1906497762.
     assert partition_for("my-group", 50) == 1906497762 % 50
     assert partition_for("console-consumer-12345", 50) == 158455506 % 50
+
+
+@run_virtual
+async def test_offsets_of_an_empty_group_expire_after_the_retention(cluster, coordinator, nursery):
+    now = [1_000_000]
+    coordinator.clock_ms = lambda: now[0]
+    await coordinator.commit_offsets(group_id="old", generation=-1, member_id="", instance_id=None,
+                                     topics=[("t", [(0, 5, -1, None)])])
+    retention_ms = CONFIG["offsets.retention.minutes"] * 60_000
+    now[0] += retention_ms - 1
+    await coordinator.expire_offsets()
+    assert coordinator.fetch_offsets("old", None)[1], "expected the offsets kept until the retention passes"
+    now[0] += 2
+    await coordinator.expire_offsets()
+    assert "old" not in coordinator.groups and coordinator.fetch_offsets("old", None)[1] == []
+    assert "old" not in cluster.reopen().groups, "expected the expiry written as tombstones"
