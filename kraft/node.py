@@ -145,11 +145,14 @@ class Node:
 
     async def _retention_loop(self, logs: LogManager) -> None:
         """Every log.retention.check.interval.ms, delete segments past retention.ms or
-        retention.bytes. On the event loop, as above: the log engine is not thread-safe."""
+        retention.bytes, then compact the logs of cleanup.policy=compact topics that are due.
+        On the event loop, as above: the log engine is not thread-safe."""
         interval_s = self.config["log.retention.check.interval.ms"] / 1000
         while True:
             await trio.sleep(interval_s)
             logs.apply_retention()
+            if self.config["log.cleaner.enable"]:
+                logs.clean_compacted()
 
 
 __all__ = ["MetadataLogError", "Node", "NodeStartError"]

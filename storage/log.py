@@ -401,6 +401,18 @@ class PartitionLog:
         self.producer_state.remove_before(self.log_start_offset)
         return len(doomed)
 
+    def replace_segments(self, old: list[LogSegment], cleaned: LogSegment) -> None:
+        """Put a cleaned segment (complete, fsynced, named ``.swap``) in place of ``old``, the
+        consecutive segments it was made from; see storage.cleaner for the crash rules."""
+        first = self._segments.index(old[0])
+        assert self._segments[first:first + len(old)] == old, "cleaned segments must be consecutive"
+        assert cleaned.base_offset == old[0].base_offset and self._segments[-1] not in old
+        for segment in old:
+            segment.delete()
+        cleaned.rename_temp_suffix("")
+        self._fs.fsync_directory(self.directory)
+        self._segments[first:first + len(old)] = [cleaned]
+
     def close(self, *, flush: bool = True) -> None:
         """A clean close: final time-index entry, flush, producer snapshot, close files.
         ``flush=False`` only closes the files (the log is about to be deleted)."""

@@ -1,9 +1,13 @@
 """Opening a partition directory: tidy leftovers, open or recover every segment, and work out
 the offsets the log starts and ends at.
 
-Rules (Kafka's LogLoader, simplified for a log without compaction):
-- Temp files (``.cleaned``, ``.swap``, ``.deleted``, ``.tmp``) are removed; with no compaction
-  yet, a ``.swap`` is never the only copy of data. Index files without a ``.log`` are removed.
+Rules (Kafka's LogLoader, simplified):
+- A ``<base>.log.swap`` is a cleaned segment that was complete and fsynced before it got that
+  name (storage.cleaner), so the swap is finished: every ``.log`` whose base offset lies in
+  the swap's range [base, its next offset) is one it replaces and is deleted, the swap's
+  indexes are dropped (they are rebuilt from the log) and it is renamed to ``<base>.log``.
+- Other temp files (``.cleaned``, ``.deleted``, ``.tmp``, index ``.swap``) are removed: a
+  ``.cleaned`` file is never the only copy of data. Index files without a ``.log`` are removed.
 - After an unclean shutdown every segment from the one holding the recovery point onwards is
   scanned and repaired; a segment that loses a torn tail makes every later segment unreachable,
   so those are deleted. Earlier segments, and all segments after a clean shutdown, are trusted
@@ -28,11 +32,14 @@ from storage.segment import (
     TIME_INDEX_SUFFIX,
     LogSegment,
     parse_segment_file_name,
+    scan_batches,
+    segment_file_name,
 )
 
 log = logging.getLogger(__name__)
 
-TEMP_SUFFIXES = (".cleaned", ".swap", ".deleted", ".tmp")
+SWAP_SUFFIX = ".swap"
+TEMP_SUFFIXES = (".cleaned", SWAP_SUFFIX, ".deleted", ".tmp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +57,47 @@ def list_directory(fs: FileSystem, directory: str) -> list[str]:
         raise StorageError(f"cannot list log directory {directory}: {error}") from error
 
 
+def complete_swaps(fs: FileSystem, directory: str, names: list[str]) -> bool:
+    """Finish the segment swaps a crash interrupted (module rules); True if there were any."""
+    bases = [base for name in names if (base := parse_segment_file_name(name, LOG_SUFFIX)) is not None]
+    swapped = False
+    for name in names:
+        if not name.endswith(LOG_SUFFIX + SWAP_SUFFIX):
+            continue
+        base = parse_segment_file_name(name[: -len(SWAP_SUFFIX)], LOG_SUFFIX)
+        if base is None:
+            continue
+        swap_path = os.path.join(directory, name)
+        file = fs.open(swap_path, create=False)
+        try:
+            next_offset = base
+            for location in scan_batches(file, 0, file.size(), verify=True, expected_offset=base):
+                next_offset = location.header.next_offset
+        finally:
+            file.close()
+        log.warning("completing the interrupted swap of cleaned segment %s in %s", name, directory)
+        for replaced in [other for other in bases if base <= other < max(next_offset, base + 1)]:
+            for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+                _remove_if_present(fs, os.path.join(directory, segment_file_name(replaced, suffix)))
+        for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+            _remove_if_present(fs, os.path.join(directory, segment_file_name(base, suffix) + SWAP_SUFFIX))
+        fs.rename(swap_path, os.path.join(directory, segment_file_name(base, LOG_SUFFIX)))
+        swapped = True
+    if swapped:
+        fs.fsync_directory(directory)
+    return swapped
+
+
+def _remove_if_present(fs: FileSystem, path: str) -> None:
+    if fs.exists(path):
+        fs.remove(path)
+
+
 def remove_leftovers(fs: FileSystem, directory: str, names: list[str]) -> list[int]:
-    """Delete temp files and orphan indexes; return the base offsets of the ``.log`` files."""
+    """Finish swaps, delete temp files and orphan indexes; return the base offsets of the
+    ``.log`` files."""
+    if complete_swaps(fs, directory, names):
+        names = list_directory(fs, directory)
     bases = sorted(base for name in names if (base := parse_segment_file_name(name, LOG_SUFFIX)) is not None)
     present = set(bases)
     for name in names:

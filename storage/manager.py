@@ -18,6 +18,7 @@ import os
 import uuid
 from collections.abc import Callable, Mapping
 
+from protocol.records import CorruptRecordError, InvalidRecordError
 from storage.checkpoint import (
     LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT,
@@ -25,6 +26,7 @@ from storage.checkpoint import (
     read_offsets,
     write_offsets,
 )
+from storage.cleaner import CLEANER_OFFSET_CHECKPOINT, clean_log
 from storage.config import LogConfig
 from storage.errors import StorageError
 from storage.fs import REAL_FILE_SYSTEM, FileSystem, remove_tree, write_file_atomically
@@ -66,6 +68,8 @@ class LogManager:
         self._clock = clock
         self._logs: dict[TopicPartition, PartitionLog] = {}
         self._log_dir_of: dict[TopicPartition, str] = {}
+        # The cleaner's first dirty offset per compacted log (cleaner-offset-checkpoint).
+        self._first_dirty_offsets: dict[TopicPartition, int] = {}
         self._lock_fds: list[int] = []
         for log_dir in self.log_dirs:
             self._prepare_log_dir(log_dir)
@@ -91,6 +95,7 @@ class LogManager:
         recovery_points = read_offsets(self._fs, os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT))
         log_starts = read_offsets(self._fs, os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT))
         high_watermarks = read_offsets(self._fs, os.path.join(log_dir, REPLICATION_OFFSET_CHECKPOINT))
+        self._first_dirty_offsets.update(read_offsets(self._fs, os.path.join(log_dir, CLEANER_OFFSET_CHECKPOINT)))
         for name in self._fs.listdir(log_dir):
             path = os.path.join(log_dir, name)
             if not self._fs.is_directory(path) or name == METADATA_LOG_DIRECTORY:
@@ -162,6 +167,7 @@ class LogManager:
         if partition_log is None:
             return False
         log_dir = self._log_dir_of.pop(key)
+        self._first_dirty_offsets.pop(key, None)
         partition_log.close(flush=False)
         doomed = os.path.join(log_dir, f"{partition_directory_name(topic, partition)}.{uuid.uuid4().hex}"
                                        f"{DELETE_DIRECTORY_SUFFIX}")
@@ -189,6 +195,42 @@ class LogManager:
                          count, topic, partition, partition_log.log_start_offset)
             deleted += count
         return deleted
+
+    def clean_compacted(self, now_ms: int | None = None) -> int:
+        """Compact every log whose cleanup.policy includes compact and is due (storage.cleaner);
+        returns how many logs were cleaned. The first dirty offsets are checkpointed at once."""
+        now_ms = self._clock() if now_ms is None else now_ms
+        cleaned = 0
+        for key, partition_log in list(self._logs.items()):
+            if not partition_log.config.compacts:
+                continue
+            first_dirty = self._first_dirty_offsets.get(key, partition_log.log_start_offset)
+            try:
+                result = clean_log(partition_log, first_dirty, now_ms)
+            except (OSError, StorageError, CorruptRecordError, InvalidRecordError) as error:
+                log.error("cleaning %s-%d failed: %s", key[0], key[1], error)
+                continue
+            if result is None:
+                continue
+            cleaned += 1
+            self._first_dirty_offsets[key] = result.first_dirty_offset
+            log.info("cleaned %s-%d up to offset %d: %d segments -> %d, %d records removed, %d -> %d bytes",
+                     key[0], key[1], result.first_dirty_offset, result.segments_before, result.segments_after,
+                     result.records_removed, result.bytes_before, result.bytes_after)
+        if cleaned:
+            self._write_cleaner_checkpoints()
+        return cleaned
+
+    def first_dirty_offset(self, topic: str, partition: int) -> int | None:
+        return self._first_dirty_offsets.get((topic, partition))
+
+    def _write_cleaner_checkpoints(self) -> None:
+        for log_dir in self.log_dirs:
+            offsets = {key: offset for key, offset in self._first_dirty_offsets.items()
+                       if self._log_dir_of.get(key) == log_dir}
+            path = os.path.join(log_dir, CLEANER_OFFSET_CHECKPOINT)
+            if offsets or self._fs.exists(path):
+                write_offsets(self._fs, path, offsets)
 
     # ----- durability -------------------------------------------------------------------------
 

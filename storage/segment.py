@@ -84,21 +84,21 @@ def scan_batches(file, start: int, end: int, *, verify: bool, chunk_bytes: int =
 class LogSegment:
     """A segment's files and the facts about them the log needs without rereading them."""
 
-    def __init__(self, fs: FileSystem, directory: str, base_offset: int, config: LogConfig, now_ms: int) -> None:
+    def __init__(self, fs: FileSystem, directory: str, base_offset: int, config: LogConfig, now_ms: int,
+                 temp_suffix: str = "") -> None:
+        """``temp_suffix`` (``.cleaned``, ``.swap``) names files the cleaner is still writing."""
         self.base_offset = base_offset
-        self.path = os.path.join(directory, segment_file_name(base_offset, LOG_SUFFIX))
+        self._directory = directory
+        self.path = os.path.join(directory, segment_file_name(base_offset, LOG_SUFFIX) + temp_suffix)
         self._fs = fs
         self.config = config
         self._file = fs.open(self.path)
-        index_paths = [os.path.join(directory, segment_file_name(base_offset, suffix))
-                       for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX)]
-        self._indexes_existed = all(fs.exists(path) for path in index_paths)
-        self.offset_index = OffsetIndex(
-            fs, os.path.join(directory, segment_file_name(base_offset, INDEX_SUFFIX)), base_offset,
-            config.segment_index_bytes)
-        self.time_index = TimeIndex(
-            fs, os.path.join(directory, segment_file_name(base_offset, TIME_INDEX_SUFFIX)), base_offset,
-            config.segment_index_bytes)
+        index_path, time_index_path = (
+            os.path.join(directory, segment_file_name(base_offset, suffix) + temp_suffix)
+            for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX))
+        self._indexes_existed = fs.exists(index_path) and fs.exists(time_index_path)
+        self.offset_index = OffsetIndex(fs, index_path, base_offset, config.segment_index_bytes)
+        self.time_index = TimeIndex(fs, time_index_path, base_offset, config.segment_index_bytes)
         self.created_ms = now_ms
         self.truncated_bytes = 0
         self._reset_state()
@@ -112,8 +112,9 @@ class LogSegment:
         self._bytes_since_index_entry = 0
 
     @classmethod
-    def create(cls, fs: FileSystem, directory: str, base_offset: int, config: LogConfig, now_ms: int) -> LogSegment:
-        segment = cls(fs, directory, base_offset, config, now_ms)
+    def create(cls, fs: FileSystem, directory: str, base_offset: int, config: LogConfig, now_ms: int,
+               temp_suffix: str = "") -> LogSegment:
+        segment = cls(fs, directory, base_offset, config, now_ms, temp_suffix)
         segment._file.truncate(0)
         segment.offset_index.reset()
         segment.time_index.reset()
@@ -313,6 +314,17 @@ class LogSegment:
         self._file.close()
         self.offset_index.close()
         self.time_index.close()
+
+    def rename_temp_suffix(self, temp_suffix: str) -> None:
+        """Rename the (open) files to carry ``temp_suffix`` ("" for the final names): indexes
+        first, the ``.log`` last, so the ``.log``'s name tells how far a crash got."""
+        for item in (self.offset_index, self.time_index, self):
+            name = os.path.basename(item.path)
+            stem = name[: name.index(".")]
+            suffix = name[len(stem):].split(".")[1]
+            target = os.path.join(self._directory, f"{stem}.{suffix}{temp_suffix}")
+            self._fs.rename(item.path, target)
+            item.path = target
 
     def delete(self) -> None:
         """Remove the files; the ``.log`` goes first, so a crash leaves only orphan indexes,

@@ -74,3 +74,27 @@ def test_kafka_delete_records_tool(kraft_node, topic_name: str, tmp_path) -> Non
     offsets.write_text(json.dumps({"partitions": [], "version": 2}))
     unsupported = run_tool("delete_records", *bootstrap, "--offset-json-file", str(offsets))
     assert unsupported.returncode == 1 and "Not supported version field value 2" in unsupported.stderr
+
+
+def test_compacted_topic_keeps_the_latest_value_per_key(kraft_node_factory, topic_name: str) -> None:
+    node = kraft_node_factory(overrides={"log.retention.check.interval.ms": "200"})
+    create_topic(node.bootstrap, topic_name, configs={
+        "cleanup.policy": "compact", "segment.bytes": "200", "min.cleanable.dirty.ratio": "0.01"})
+    for index in range(12):
+        batch = build_batch([RecordInput(key=b"k%d" % (index % 2), value=b"v%d" % index)])
+        assert produce(node.bootstrap, topic_name, batch).base_offset == index
+    bootstrap = ("--bootstrap-server", node.bootstrap)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        consumed = ok(run_tool("console_consumer", *bootstrap, "--topic", topic_name, "--from-beginning",
+                               "--timeout-ms", "1500", "--property", "print.key=true",
+                               "--property", "print.offset=true"))
+        lines = consumed.splitlines()
+        if len(lines) < 12 or time.monotonic() > deadline:
+            break
+    assert len(lines) < 12, f"expected the cleaner to remove superseded records, consumed {lines}"
+    values = {line.split("\t")[1]: line.split("\t")[2] for line in lines}
+    assert values == {"k0": "v10", "k1": "v11"}, f"the latest value per key survives: {lines}"
+    offsets = [int(line.split("\t")[0].removeprefix("Offset:")) for line in lines]
+    assert offsets == sorted(offsets) and offsets[-2:] == [10, 11], lines
+    assert (node.data_dir / "cleaner-offset-checkpoint").exists()
