@@ -1,0 +1,81 @@
+"""Controller rules for broker registration, heartbeats and fencing."""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+from kraft.broker_lifecycle import BrokerLifecycle
+from kraft.metadata import MetadataImage, PartitionRecord, TopicRecord, new_topic_id
+
+ENDPOINTS = (("PLAINTEXT", "localhost", 9092, "PLAINTEXT"),)
+
+
+def apply(image: MetadataImage, records: list) -> MetadataImage:
+    return image.apply(records, image.offset + len(records))
+
+
+def registered(lifecycle: BrokerLifecycle, *broker_ids: int, now_ms: int = 0) -> MetadataImage:
+    image = MetadataImage()
+    for broker_id in broker_ids:
+        error, records, epoch = lifecycle.register(image, broker_id, f"inc-{broker_id}", ENDPOINTS, None,
+                                                   image.offset + 1, now_ms)
+        assert error == ErrorCode.none
+        image = apply(image, records)
+        answer, records = lifecycle.heartbeat(image, broker_id, epoch, image.offset, False, False, now_ms)
+        assert answer.is_caught_up and not answer.is_fenced
+        image = apply(image, records)
+    return image
+
+
+def test_registration_starts_fenced_and_a_caught_up_heartbeat_unfences():
+    lifecycle = BrokerLifecycle(9000)
+    error, records, epoch = lifecycle.register(MetadataImage(), 1, "inc", ENDPOINTS, "rack-a", 10, 0)
+    image = MetadataImage().apply(records, 10)
+    assert error == ErrorCode.none and epoch == 10 and image.brokers[1].fenced
+    behind, none = lifecycle.heartbeat(image, 1, epoch, 9, False, False, 100)
+    assert behind.is_fenced and not behind.is_caught_up and none == []
+    answer, records = lifecycle.heartbeat(image, 1, epoch, 10, False, False, 200)
+    assert answer.is_caught_up and not answer.is_fenced
+    assert not apply(image, records).brokers[1].fenced
+    assert lifecycle.heartbeat(image, 1, epoch - 1, 10, False, False, 300)[0].error_code == ErrorCode.stale_broker_epoch
+    assert lifecycle.heartbeat(image, 2, 0, 10, False, False, 300)[0].error_code == ErrorCode.broker_id_not_registered
+
+
+def test_a_second_incarnation_is_refused_while_the_first_is_alive():
+    lifecycle = BrokerLifecycle(9000)
+    image = registered(lifecycle, 1, now_ms=0)
+    error, _, _ = lifecycle.register(image, 1, "other", ENDPOINTS, None, image.offset + 1, 5000)
+    assert error == ErrorCode.duplicate_broker_registration
+    error, records, epoch = lifecycle.register(image, 1, "other", ENDPOINTS, None, image.offset + 1, 9000)
+    assert error == ErrorCode.none and epoch > image.brokers[1].broker_epoch
+    assert apply(image, records).brokers[1].fenced
+
+
+def test_expired_sessions_fence_and_move_leadership_to_another_in_sync_replica():
+    lifecycle = BrokerLifecycle(9000)
+    image = registered(lifecycle, 1, 2, 3, now_ms=0)
+    topic_id = new_topic_id()
+    image = apply(image, [TopicRecord("t", topic_id), PartitionRecord(topic_id, 0, (1, 2), (1, 2), 1),
+                          PartitionRecord(topic_id, 1, (1,), (1,), 1), PartitionRecord(topic_id, 2, (3, 1), (3, 1), 3)])
+    for broker_id in (2, 3):
+        answer, _ = lifecycle.heartbeat(image, broker_id, image.brokers[broker_id].broker_epoch,
+                                        image.offset, False, False, 8000)
+        assert answer.error_code == ErrorCode.none
+    assert lifecycle.expired(image, 8999) == []
+    image = apply(image, lifecycle.expired(image, 9000))
+    assert image.brokers[1].fenced and not image.brokers[2].fenced
+    partitions = image.topic("t").partitions
+    assert (partitions[0].leader, partitions[0].isr, partitions[0].leader_epoch) == (2, (2,), 1)
+    assert (partitions[1].leader, partitions[1].isr) == (-1, (1,)), "no other replica: offline, ISR kept"
+    assert (partitions[2].leader, partitions[2].isr) == (3, (3,))
+    answer, records = lifecycle.heartbeat(image, 1, image.brokers[1].broker_epoch, image.offset, False, False, 20000)
+    image = apply(image, records)
+    assert not answer.is_fenced and image.topic("t").partitions[1].leader == 1, "the returning replica leads again"
+
+
+def test_a_broker_that_asks_to_shut_down_is_fenced_and_told_to_go():
+    lifecycle = BrokerLifecycle(9000)
+    image = registered(lifecycle, 1, 2)
+    answer, records = lifecycle.heartbeat(image, 2, image.brokers[2].broker_epoch, image.offset, False, True, 10)
+    assert answer.should_shut_down and answer.is_fenced
+    assert apply(image, records).brokers[2].fenced
