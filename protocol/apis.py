@@ -60,6 +60,15 @@ BROKER_APIS: tuple[ApiRange, ...] = (
     _range(1, 4, 17),  # Fetch
     _range(2, 1, 10),  # ListOffsets
     _range(3, 0, 13),  # Metadata
+    _range(8, 2, 9),  # OffsetCommit
+    _range(9, 1, 9),  # OffsetFetch
+    _range(10, 0, 6),  # FindCoordinator
+    _range(11, 0, 9),  # JoinGroup
+    _range(12, 0, 4),  # Heartbeat
+    _range(13, 0, 5),  # LeaveGroup
+    _range(14, 0, 5),  # SyncGroup
+    _range(15, 0, 5),  # DescribeGroups
+    _range(16, 0, 5),  # ListGroups
     _range(18, 0, 4),  # ApiVersions
     _range(19, 2, 7),  # CreateTopics
     _range(20, 1, 6),  # DeleteTopics
@@ -70,7 +79,9 @@ BROKER_APIS: tuple[ApiRange, ...] = (
     _range(33, 0, 2),  # AlterConfigs
     _range(35, 1, 4),  # DescribeLogDirs
     _range(37, 0, 3),  # CreatePartitions
+    _range(42, 0, 2),  # DeleteGroups
     _range(44, 0, 1),  # IncrementalAlterConfigs
+    _range(47, 0, 0),  # OffsetDelete
     _range(60, 0, 1),  # DescribeCluster
     _range(75, 0, 0),  # DescribeTopicPartitions
 )
