@@ -31,6 +31,7 @@ from .meta_properties import check_formatted, read_bootstrap, read_standalone_vo
 from .metadata import FeatureLevelRecord
 from .network import Listener
 from .quorum_controller import ActiveController, MetadataPublisher
+from .quorum_info import Endpoint, SingleVoterQuorum
 from .raft import MetadataLogError, SingleVoterRaft
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class Node:
                 self.bound[listener_config.name] = await nursery.start(listener.run)
                 self.listeners.append(listener)
             broker_endpoints = [e for e in self._advertised() if e[0] not in config.controller_listener_names]
+            broker.quorum = SingleVoterQuorum.of_node(raft, config.metadata_log_dir, [
+                Endpoint(*e[:3]) for e in self._advertised() if e[0] in config.controller_listener_names])
             await controller.register_broker(str(uuid.uuid4()), broker_endpoints, config.get("broker.rack"))
             publisher.subscribe(replicas.apply_image)
             groups = GroupCoordinator(self.node_id, config, replicas, controller, lambda: publisher.image)

@@ -61,6 +61,7 @@ class Broker:
         # Woken on every append so that waiting fetches (min.bytes) see new data.
         self.data_arrived = trio.Event()
         self.groups: Any = None  # the group coordinator, set by the node
+        self.quorum: Any = None  # the metadata quorum's QuorumSource (kraft.quorum_info), set by the node
 
     @property
     def image(self) -> MetadataImage:
