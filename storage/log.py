@@ -98,6 +98,10 @@ class PartitionLog:
         loaded = open_segments(fs, directory, bases, config, clock(), recovery_point=recovery_point,
                                clean_shutdown=clean_shutdown, on_recovered_batch=on_recovered_batch)
         log._segments = loaded.segments or [LogSegment.create(fs, directory, log_start_offset, config, clock())]
+        if log.log_end_offset < log_start_offset:
+            # A crash lost data up to a log start that was checkpointed (DeleteRecords): restart
+            # there rather than hand out offsets that were already deleted again.
+            log._restart_at(log_start_offset)
         end = log.log_end_offset
         log.log_start_offset = min(max(log_start_offset, log._segments[0].base_offset), end)
         log.recovery_point = min(recovery_point, end)
@@ -225,12 +229,15 @@ class PartitionLog:
                             append_time_ms)
 
     def roll(self) -> LogSegment:
-        """Start a new active segment at the log end (no-op when the active one is empty)."""
+        """Start a new active segment at the log end (no-op when the active one is empty).
+        The finished segment is flushed first, as Kafka does after a roll, so the recovery
+        point reaches the new segment: a crash can then only lose data of the active segment,
+        and an inactive segment that recovery finds short is never mistaken for a whole one."""
         active = self.active_segment
         if active.size_bytes == 0:
             return active
         active.on_become_inactive()
-        self.producer_state.take_snapshot(self.log_end_offset)
+        self.flush()
         segment = LogSegment.create(self._fs, self.directory, self.log_end_offset, self.config, self._clock())
         self._segments.append(segment)
         return segment
@@ -335,6 +342,10 @@ class PartitionLog:
             if self.log_end_offset < self.log_start_offset:
                 # The batch holding ``offset`` began below the log start: nothing visible is left.
                 self._restart_at(self.log_start_offset)
+        # Truncated data must not come back after a crash: a follower would then hold records
+        # its leader does not have.
+        self.active_segment.flush()
+        self._fs.fsync_directory(self.directory)
         end = self.log_end_offset
         self.recovery_point = min(self.recovery_point, end)
         self._high_watermark = min(self._high_watermark, end)
@@ -364,8 +375,13 @@ class PartitionLog:
         self._high_watermark = max(self._high_watermark, offset)
         if offset == end:
             self.roll()
+        doomed = 0
         while len(self._segments) > 1 and self._segments[1].base_offset <= offset:
             self._segments.pop(0).delete()
+            doomed += 1
+        if doomed:
+            # A deleted segment must not come back after a crash with the log start below it.
+            self._fs.fsync_directory(self.directory)
         self.leader_epoch_cache.truncate_from_start(offset)
         self.producer_state.remove_before(offset)
         return offset
@@ -397,6 +413,7 @@ class PartitionLog:
         self.recovery_point = max(self.recovery_point, self.log_start_offset)
         for segment in doomed:
             segment.delete()
+        self._fs.fsync_directory(self.directory)
         self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
         self.producer_state.remove_before(self.log_start_offset)
         return len(doomed)
