@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import sys
 from argparse import Namespace
+from collections.abc import Callable
 from typing import Any
 
 from tools.common import (
@@ -256,8 +257,12 @@ def java_string_hash(text: str) -> int:
     return value
 
 
-def java_hash_map_order(keys: list[str], initial_capacity: int | None = None) -> list[str]:
+def java_hash_map_order(
+    keys: list[Any], initial_capacity: int | None = None, hash_of: Callable[[Any], int] | None = None
+) -> list[Any]:
     """The order a ``java.util.HashMap`` filled with ``keys`` (in this order) iterates them.
+
+    Keys are strings unless ``hash_of`` gives their ``hashCode`` (as an unsigned 32-bit number).
 
     Buckets are ``(h ^ (h >>> 16)) & (capacity - 1)``; within a bucket insertion order holds
     (resizing keeps it). Capacity starts at 16, or at the power of two >= ``initial_capacity``,
@@ -268,8 +273,8 @@ def java_hash_map_order(keys: list[str], initial_capacity: int | None = None) ->
     while len(keys) > int(capacity * 0.75):
         capacity *= 2
 
-    def bucket(key: str) -> int:
-        value = java_string_hash(key)
+    def bucket(key: Any) -> int:
+        value = (hash_of or java_string_hash)(key)
         return (value ^ (value >> 16)) & (capacity - 1)
 
     return sorted(keys, key=bucket)
