@@ -1,8 +1,11 @@
 """kafka-console-consumer: print the records of a topic to stdout.
 
-Assign mode only for now: without ``--partition`` every partition of the topic is assigned,
-starting at the end (or the beginning with ``--from-beginning``), which is where Kafka's
-console consumer starts in its throw-away group. Consumer groups (``--group``) come later.
+Without ``--group`` every partition of the topic (or the one ``--partition``) is assigned
+directly, starting at the end (or the beginning with ``--from-beginning``), which is where
+Kafka's console consumer starts in its throw-away group. With ``--group`` (or ``group.id``)
+it joins that consumer group (``tools.group_member``), resumes from the group's committed
+offsets (``auto.offset.reset`` where there are none), and with ``enable.auto.commit`` (the
+default) commits what it has printed every ``auto.commit.interval.ms`` and before it leaves.
 Validation messages, the ``--property``/``--formatter-property`` names and the output follow
 Apache Kafka 4.x's ConsoleConsumer and DefaultMessageFormatter; at exit it prints
 ``Processed a total of N messages`` on stderr.
@@ -49,7 +52,7 @@ def build_parser() -> KafkaArgumentParser:
     parser.add_argument("--formatter", default=DEFAULT_FORMATTER)
     parser.add_argument("--isolation-level", default="read_uncommitted",
                         help="read_committed or read_uncommitted (default).")
-    parser.add_argument("--group", help="The consumer group id (not supported yet).")
+    parser.add_argument("--group", help="The consumer group id of the consumer.")
     parser.add_argument("--consumer-property", "--command-property", action="append", default=[],
                         dest="consumer_property", metavar="consumer_prop")
     parser.add_argument("--consumer.config", "--command-config", dest="consumer_config")
@@ -90,9 +93,17 @@ def check_arguments(args: Namespace, consumer_properties: dict[str, str]) -> Non
         raise UsageError("Exactly one of --include/--topic is required.")
     if not args.bootstrap_server:
         raise UsageError('Missing required argument "[bootstrap-server]"')
-    if args.group is not None or "group.id" in consumer_properties:
-        raise PlainError("Consumer groups (--group) are not supported yet by kraft's console consumer; "
-                         "leave out --group to read the topic's partitions directly.")
+    group_ids = list(dict.fromkeys(g for g in (args.group, consumer_properties.get("group.id")) if g is not None))
+    if len(group_ids) > 1:
+        raise UsageError("The group ids provided in different places (directly using '--group', via "
+                         "'--consumer-property', or via '--consumer.config') do not match. Detected group ids: "
+                         + ", ".join(f"'{g}'" for g in group_ids))
+    if group_ids and args.partition is not None:
+        raise UsageError("Options group and partition cannot be specified together.")
+    reset = consumer_properties.get("auto.offset.reset")
+    if args.from_beginning and reset is not None and reset != "earliest":
+        raise UsageError(f"Can't simultaneously specify --from-beginning and 'auto.offset.reset={reset}', "
+                         "please remove one option")
     if args.formatter != DEFAULT_FORMATTER:
         raise PlainError(f"kraft's console consumer has only {DEFAULT_FORMATTER}, not {args.formatter}")
     if args.isolation_level not in ISOLATION_LEVELS:
@@ -118,8 +129,14 @@ def execute(args: Namespace) -> int:
     formatter = DefaultMessageFormatter(formatter_properties(args))
     reset = EARLIEST if args.from_beginning or consumer_properties.get("auto.offset.reset") == "earliest" else LATEST
     counter = [0]
+    group_id = args.group or consumer_properties.get("group.id")
     try:
-        run_trio(consume, args, start, reset, consumer_properties, formatter, sys.stdout.buffer, counter)
+        if group_id:
+            from tools.group_consumer import consume_group
+
+            run_trio(consume_group, args, group_id, reset, consumer_properties, formatter, sys.stdout.buffer, counter)
+        else:
+            run_trio(consume, args, start, reset, consumer_properties, formatter, sys.stdout.buffer, counter)
     finally:
         print(f"Processed a total of {counter[0]} messages", file=sys.stderr)
     return 0

@@ -79,9 +79,15 @@ def test_consumer_start_offsets() -> None:
         console_consumer.parse_offset(_consumer_args("--partition", "0", "--offset", "-3"))
 
 
-def test_consumer_refuses_groups_clearly(capsys) -> None:
-    assert console_consumer.main(["--bootstrap-server", "b:1", "--topic", "t", "--group", "g"]) == 1
-    assert "Consumer groups (--group) are not supported yet" in capsys.readouterr().err
+def test_consumer_group_options_are_checked_as_kafka_does(capsys) -> None:
+    assert console_consumer.main(["--bootstrap-server", "b:1", "--topic", "t", "--group", "g", "--partition", "0"]) == 1
+    assert "Options group and partition cannot be specified together." in capsys.readouterr().err
+    assert console_consumer.main(["--bootstrap-server", "b:1", "--topic", "t", "--group", "g",
+                                  "--consumer-property", "group.id=h"]) == 1
+    assert "Detected group ids: 'g', 'h'" in capsys.readouterr().err
+    assert console_consumer.main(["--bootstrap-server", "b:1", "--topic", "t", "--from-beginning",
+                                  "--consumer-property", "auto.offset.reset=latest"]) == 1
+    assert "Can't simultaneously specify --from-beginning and 'auto.offset.reset=latest'" in capsys.readouterr().err
 
 
 def test_formatter_properties_from_either_flag() -> None:
