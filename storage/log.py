@@ -27,7 +27,7 @@ from protocol.records import (
     validate_batches,
 )
 from storage.config import LogConfig
-from storage.errors import NonMonotonicOffsetError, OffsetOutOfRangeError, RecordTooLargeError
+from storage.errors import NonMonotonicOffsetError, OffsetOutOfRangeError, RecordTooLargeError, StorageError
 from storage.fs import REAL_FILE_SYSTEM, FileSystem
 from storage.leader_epoch import LeaderEpochCache
 from storage.log_loader import list_directory, open_segments, remove_leftovers
@@ -79,6 +79,7 @@ class PartitionLog:
         self.recovery_point = 0
         self._high_watermark = 0
         self.last_flush_ms = clock()
+        self.offline_error: str | None = None
         self.leader_epoch_cache = LeaderEpochCache(fs, directory)
         self.producer_state = ProducerStateManager(fs, directory)
 
@@ -216,13 +217,25 @@ class PartitionLog:
             raise InvalidRecordError("an append must hold at least one record batch")
         return batches
 
+    def _check_online(self) -> None:
+        if self.offline_error is not None:
+            raise StorageError(f"log is offline after an I/O error: {self.offline_error}")
+
     def _write(self, data: bytes | bytearray, batches: list[BatchLocation], append_time_ms: int) -> AppendResult:
         first, last = batches[0].header, batches[-1].header
         newest = max(batches, key=lambda location: location.header.max_timestamp).header
-        segment = self.active_segment
-        if segment.should_roll(len(data), newest.max_timestamp, last.last_offset, self._clock()):
-            segment = self.roll()
-        segment.append(data, batches)
+        self._check_online()
+        try:
+            segment = self.active_segment
+            if segment.should_roll(len(data), newest.max_timestamp, last.last_offset, self._clock()):
+                segment = self.roll()
+            segment.append(data, batches)
+        except OSError as error:
+            # A full disk or an I/O error may leave a partial write behind, beyond what the
+            # segment accounts for. As Kafka does, the log goes offline instead of guessing:
+            # nothing more is written or read until a restart recovers it from the disk.
+            self.offline_error = f"{self.directory}: {error}"
+            raise StorageError(f"append failed, log is offline until restart: {self.offline_error}") from error
         for location in batches:
             self.leader_epoch_cache.assign(location.header.partition_leader_epoch, location.header.base_offset)
         return AppendResult(first.base_offset, last.last_offset, newest.max_timestamp, newest.last_offset,
@@ -249,6 +262,7 @@ class PartitionLog:
         """Whole batches from the one holding ``start_offset``, up to ``max_bytes`` (but at least
         one batch with ``min_one_message``), only batches wholly below ``max_offset`` (e.g. the
         high watermark), and from one segment only, so the result is one file range."""
+        self._check_online()
         end = self.log_end_offset
         if not self.log_start_offset <= start_offset <= end:
             raise OffsetOutOfRangeError(start_offset, self.log_start_offset, end)
