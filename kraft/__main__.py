@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     from tools.storage_tool import format_storage
 
     argv = sys.argv[1:] if argv is None else argv
+    if any(arg in ("-h", "--help") for arg in argv) or any("=" not in arg for arg in argv):
+        print(__doc__.strip() + "\n\nusage: python -m kraft [key=value ...]", file=sys.stderr)
+        return 0 if any(arg in ("-h", "--help") for arg in argv) else 2
     data_dir = os.path.abspath(os.environ.get("KRAFT_DATA_DIR", ".kraft-data"))
     overrides = {"log.dirs": data_dir, **parse_key_values(argv)}
     configure_logging()

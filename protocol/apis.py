@@ -83,7 +83,7 @@ BROKER_APIS: tuple[ApiRange, ...] = (
     _range(44, 0, 1),  # IncrementalAlterConfigs
     _range(47, 0, 0),  # OffsetDelete
     _range(55, 0, 2),  # DescribeQuorum
-    _range(60, 0, 1),  # DescribeCluster
+    _range(60, 0, 2),  # DescribeCluster
     _range(75, 0, 0),  # DescribeTopicPartitions
 )
 

@@ -91,7 +91,8 @@ def execute(args: Namespace) -> int:
         raise PlainError("The option --human-readable is only supported along with --replication")
     client_id = client_properties(args.command_config).get("client.id", "kafka-metadata-quorum")
     bootstrap = args.bootstrap_server or args.bootstrap_controller
-    cluster_id, quorum = run_trio(describe, bootstrap, client_id, args.status)
+    endpoint_type = CONTROLLER_ENDPOINT_TYPE if args.bootstrap_controller else BROKER_ENDPOINT_TYPE
+    cluster_id, quorum = run_trio(describe, bootstrap, client_id, args.status, endpoint_type)
     if args.status:
         print(format_status(cluster_id, quorum))
     else:
@@ -99,10 +100,15 @@ def execute(args: Namespace) -> int:
     return 0
 
 
+BROKER_ENDPOINT_TYPE, CONTROLLER_ENDPOINT_TYPE = 1, 2
+
+
 # --- the wire -------------------------------------------------------------------------------
 
 
-async def describe(bootstrap: str, client_id: str, with_cluster_id: bool) -> tuple[str | None, QuorumDescription]:
+async def describe(bootstrap: str, client_id: str, with_cluster_id: bool,
+                   endpoint_type: int = 1) -> tuple[str | None, QuorumDescription]:
+    """``endpoint_type`` 2 (controller) through ``--bootstrap-controller``, as KIP-919 asks."""
     import trio
 
     from protocol.client import Client
@@ -115,7 +121,7 @@ async def describe(bootstrap: str, client_id: str, with_cluster_id: bool) -> tup
             if with_cluster_id:
                 version = connection.version_for(DESCRIBE_CLUSTER, 1)
                 cluster = await connection.request(admin.build(
-                    DESCRIBE_CLUSTER, version, include_cluster_authorized_operations=False, endpoint_type=1))
+                    DESCRIBE_CLUSTER, version, include_cluster_authorized_operations=False, endpoint_type=endpoint_type))
                 admin.check(cluster.error_code, cluster.error_message)
                 cluster_id = cluster.cluster_id
             version = connection.version_for(DESCRIBE_QUORUM, 2)

@@ -99,21 +99,51 @@ async def handle_metadata(broker: Broker, request: Request, info: ConnectionInfo
                 controller_id=broker.node_id, topics=topics, error_code=ErrorCode.none)
 
 
+CONTROLLER_ENDPOINT_TYPE, BROKER_ENDPOINT_TYPE = 2, 1
+
+
+def _controller_entries(broker: Broker) -> tuple[int, list[tuple[int, str, int, bool]]] | None:
+    """(active controller, [(id, host, port, fenced)]) from the quorum, or None."""
+    quorum = broker.quorum.describe_quorum() if broker.quorum is not None else None
+    if quorum is None:
+        return None
+    entries = []
+    for voter in quorum.voters:
+        for endpoint in quorum.endpoints_of(voter.replica_id)[:1]:
+            entries.append((voter.replica_id, endpoint.host, endpoint.port, False))
+    return quorum.leader_id, entries
+
+
 @handles(DESCRIBE_CLUSTER_KEY)
 async def handle_describe_cluster(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    """Brokers through a broker listener; controllers through a controller listener (KIP-919)."""
     cls = response_class(DESCRIBE_CLUSTER_KEY, request.api_version)
-    endpoint_type = getattr(request.body, "endpoint_type", 1)
-    if endpoint_type != 1:
+    endpoint_type = getattr(request.body, "endpoint_type", BROKER_ENDPOINT_TYPE)
+    on_controller_listener = info.listener in broker.config.controller_listener_names
+    controller_id, entries = broker.node_id, None
+    if endpoint_type == BROKER_ENDPOINT_TYPE and not on_controller_listener:
+        include_fenced = getattr(request.body, "include_fenced_brokers", False)
+        entries = [(b.broker_id, *b.endpoint(info.listener), b.fenced)
+                   for b in sorted(broker.image.brokers.values(), key=lambda b: b.broker_id)
+                   if b.endpoint(info.listener) is not None and (include_fenced or not b.fenced)]
+    elif endpoint_type == CONTROLLER_ENDPOINT_TYPE and on_controller_listener:
+        found = _controller_entries(broker)
+        if found is not None:
+            controller_id, entries = found
+    if entries is None:
         return make(cls, throttle_time=0, error_code=ErrorCode.unsupported_endpoint_type,
-                    error_message="Only brokers can be described through a broker listener",
+                    error_message=f"The request was sent to an endpoint of type {'controller' if on_controller_listener else 'broker'},"
+                                  f" but we wanted an endpoint of type {'controller' if endpoint_type == 2 else 'broker'}",
                     endpoint_type=endpoint_type, cluster_id=broker.cluster_id, controller_id=-1,
                     brokers=(), cluster_authorized_operations=-2147483648)
+    racks = {b.broker_id: b.rack for b in broker.image.brokers.values()}
     brokers = tuple(
-        make(nested(cls, "DescribeClusterBroker"), broker_id=node, host=host, port=port, rack=rack)
-        for node, host, port, rack in broker_endpoints(broker.image, info.listener)
+        make(nested(cls, "DescribeClusterBroker"), broker_id=node, host=host, port=port,
+             rack=racks.get(node), is_fenced=fenced)
+        for node, host, port, fenced in entries
     )
     return make(cls, throttle_time=0, error_code=ErrorCode.none, error_message=None,
-                endpoint_type=1, cluster_id=broker.cluster_id, controller_id=broker.node_id,
+                endpoint_type=endpoint_type, cluster_id=broker.cluster_id, controller_id=controller_id,
                 brokers=brokers, cluster_authorized_operations=-2147483648)
 
 

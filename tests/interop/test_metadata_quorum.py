@@ -111,3 +111,12 @@ def test_replication_table_is_the_same_as_kafkas_tool(kraft_node, java_client, h
                 assert AGE.match(cell), f"expected an age like '12 ms ago', got {cell!r}"
             else:
                 assert abs(int(cell) - now_ms) < CLOCK_SLACK_MS, f"expected about {now_ms}, got {cell}"
+
+
+def test_kafkas_tool_through_the_controller_listener(kraft_node, java_client) -> None:
+    """Kafka's tool asks DescribeCluster for controllers (KIP-919) with --bootstrap-controller."""
+    controller = f"127.0.0.1:{kraft_node.ports['CONTROLLER']}"
+    theirs = kafkas(java_client, "--bootstrap-controller", controller, "describe", "--status").splitlines()
+    mine = ours("--bootstrap-controller", controller, "describe", "--status").splitlines()
+    assert [line.split(":")[0] for line in theirs] == [line.split(":")[0] for line in mine]
+    assert theirs[0] == mine[0] and theirs[1] == mine[1], f"expected the same cluster and leader:\n{theirs}\n{mine}"
