@@ -22,6 +22,7 @@ from typing import Any
 import trio
 
 from storage.config import LogConfig
+from storage.errors import StorageError
 from storage.manager import LogManager
 
 from .broker import Broker, ReplicaManager
@@ -141,9 +142,17 @@ class Node:
             # thread-safe against concurrent appends. Only topics with flush.ms or
             # flush.messages set are flushed here; Kafka's default leaves it to the OS.
             for log in [log for log in logs.logs().values() if log.needs_flush]:
-                log.flush()
+                try:
+                    log.flush()
+                except (StorageError, OSError) as error:
+                    # The log is offline from here (appends answer KAFKA_STORAGE_ERROR);
+                    # the node and its other logs go on.
+                    logger.error("[node %d] flush of %s failed: %s", self.node_id, log.directory, error)
             if trio.current_time() >= next_checkpoint:
-                logs.checkpoint()
+                try:
+                    logs.checkpoint()
+                except (StorageError, OSError) as error:
+                    logger.error("[node %d] writing checkpoints failed: %s", self.node_id, error)
                 next_checkpoint = trio.current_time() + interval_s
 
     async def _retention_loop(self, logs: LogManager) -> None:
