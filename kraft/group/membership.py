@@ -52,6 +52,9 @@ class MembershipMixin:
                 return JoinResult(ErrorCode.fenced_instance_id, member_id=member_id)
             return JoinResult(ErrorCode.unknown_member_id, member_id=member_id)
         member = group.members.get(member_id)
+        if member is None and len(group.members) >= self._config["group.max.size"]:
+            group.pending_members.pop(member_id, None)
+            return JoinResult(ErrorCode.group_max_size_reached, member_id=member_id)
         if member is None:
             group.pending_members.pop(member_id, None)
             member = Member(member_id, instance_id, client_id, client_host, session_timeout_ms,

@@ -247,3 +247,16 @@ async def test_offsets_of_an_empty_group_expire_after_the_retention(cluster, coo
     await coordinator.expire_offsets()
     assert "old" not in coordinator.groups and coordinator.fetch_offsets("old", None)[1] == []
     assert "old" not in cluster.reopen().groups, "expected the expiry written as tombstones"
+
+
+SMALL_CONFIG = parse_server_config({**CONFIG.originals, "group.max.size": "1"})
+
+
+@run_virtual(config=SMALL_CONFIG)
+async def test_a_full_group_refuses_another_member_and_keeps_its_own(cluster, coordinator, nursery):
+    first = await join_with_id(coordinator)
+    assert first.error_code == ErrorCode.none
+    second = await join(coordinator)
+    refused = await join(coordinator, member=second.member_id)
+    assert refused.error_code == ErrorCode.group_max_size_reached
+    assert list(coordinator.groups["g"].members) == [first.member_id]
