@@ -60,10 +60,17 @@ def _topic_entry(cls: type, image: MetadataImage, name: str | None, topic_id: An
 
 async def _auto_create(broker: Broker, names: list[str]) -> dict[str, ErrorCode]:
     """Create missing topics with broker defaults; returns per-topic errors."""
+    errors: dict[str, ErrorCode] = {}
+    if "__consumer_offsets" in names and broker.groups is not None:
+        # The group coordinator's topic needs its own partition count and configs.
+        errors["__consumer_offsets"] = await broker.groups.ensure_offsets_topic()
+    names = [name for name in names if name not in INTERNAL_TOPICS]
     if not names:
-        return {}
+        return {name: code for name, code in errors.items() if code != ErrorCode.none}
     results = await broker.controller.create_topics([NewTopic(name) for name in names], False)
-    return {r.name: r.error_code for r in results if r.error_code not in (ErrorCode.none, ErrorCode.topic_already_exists)}
+    errors.update({r.name: r.error_code for r in results})
+    return {name: code for name, code in errors.items()
+            if code not in (ErrorCode.none, ErrorCode.topic_already_exists)}
 
 
 @handles(METADATA_KEY)

@@ -189,3 +189,16 @@ def test_list_offsets_by_time_and_delete_records(kraft_node):
     kraft_node.restart()
     assert list_offset(kraft_node.bootstrap, "timed", -2).offset == 4
     assert list_offset(kraft_node.bootstrap, "timed", -1).offset == 8
+
+
+def test_auto_creating_internal_topics_uses_their_own_settings(kraft_node):
+    async def fetch(names):
+        async with Client(kraft_node.bootstrap) as client:
+            return await client.metadata(names, auto_create=True)
+    response = run(fetch, ["__consumer_offsets", "__transaction_state"])
+    by_name = {t.name: t for t in response.topics}
+    assert by_name["__consumer_offsets"].error_code == 0 and by_name["__consumer_offsets"].is_internal
+    assert len(by_name["__consumer_offsets"].partitions) == 50, "expected offsets.topic.num.partitions"
+    assert by_name["__transaction_state"].error_code == 3, "expected no transaction topic without a coordinator"
+    configs = topic_configs(kraft_node.bootstrap, "__consumer_offsets")
+    assert configs["cleanup.policy"] == ("compact", 1)
