@@ -7,7 +7,7 @@ Rules:
 - Every complete frame in the buffer is handled per wake-up and the responses go out
   in one ``send_all`` (the performance notes measured this as the pattern that makes
   trio keep up), except that answers already made are sent before a request that may
-  wait (Fetch, Produce), so they are not held back by it.
+  wait (Fetch, Produce, JoinGroup, SyncGroup), so they are not held back by it.
 - Bad bytes never kill the node: a frame over ``socket.request.max.bytes`` or a request
   that cannot be decoded closes that connection only, with a log line naming the peer.
 - A listener on port 0 binds a free port; the real port is logged as
@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 RECEIVE_BYTES_MAX = 1 << 20
 CONNECTIONS_MAX = 10_000
 # Requests whose handler may wait (Fetch until min.bytes; Produce with acks=all once
-# replication arrives), as big-endian api keys: the first two bytes of a request frame.
-MAY_WAIT_API_KEYS = frozenset({b"\x00\x00", b"\x00\x01"})
+# replication arrives; JoinGroup and SyncGroup until the rebalance step), as big-endian
+# api keys: the first two bytes of a request frame.
+MAY_WAIT_API_KEYS = frozenset({b"\x00\x00", b"\x00\x01", b"\x00\x0b", b"\x00\x0e"})
 
 # A dispatcher turns one request frame into response bytes (or b"" for none); it
 # raises RemoteProtocolError when the connection must be closed.
