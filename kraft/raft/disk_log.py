@@ -91,6 +91,7 @@ class DiskRaftLog:
         self._fs = fs
         self._config = config
         self._log = log
+        self._closed = False
 
     @classmethod
     def open(cls, directory: str, *, fs: FileSystem = REAL_FILE_SYSTEM,
@@ -241,4 +242,7 @@ class DiskRaftLog:
             self._log.append_with_offsets(encode_entries(missing))
 
     def close(self) -> None:
-        self._log.close()
+        """Flush and close; a second close does nothing."""
+        if not self._closed:
+            self._closed = True
+            self._log.close()
