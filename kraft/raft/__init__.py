@@ -6,19 +6,27 @@ Two things live here side by side for now:
 - ``RaftCore`` (``core.py`` with ``election.py``, ``replication.py``, ``roles.py``,
   ``log.py``, ``messages.py``, ``ready.py``): the multi-voter KRaft state machine, pure
   (no trio, socket or file), driven by ``tick``/``step`` and emitting ``Ready`` batches.
-  ``kraft.sim`` proves it by deterministic simulation; a trio driver will wire it into
-  the node.
+  ``kraft.sim`` proves it by deterministic simulation.
+- Around the core, not yet wired into the node: ``wire.py`` (the core's messages as
+  Kafka's Vote/BeginQuorumEpoch/EndQuorumEpoch/Fetch/FetchSnapshot bytes, entries as
+  record batches via ``batches.py``), ``disk_log.py`` (the core's log mirrored to
+  ``__cluster_metadata-0``, ``quorum-state`` and ``*.checkpoint``) and ``driver.py`` (the
+  trio driver: timers, inbox, Ready execution, commit-resolving appends). The driver is
+  imported by its module name, so importing the core never pulls in trio.
 """
 
 from .core import NotLeaderError, RaftCore
+from .disk_log import DiskLogError, DiskRaftLog
 from .local import METADATA_PARTITION, MetadataLogError, SingleVoterRaft
 from .log import Entry, FetchValidity, RaftLog, Snapshot, SnapshotId
 from .messages import Error, LeaderChange, Message
 from .ready import RaftConfig, Ready
 from .roles import ElectionState, LocalStateError
+from .wire import RaftWire, WireError
 
 __all__ = [
-    "METADATA_PARTITION", "ElectionState", "Entry", "Error", "FetchValidity", "LeaderChange",
-    "LocalStateError", "Message", "MetadataLogError", "NotLeaderError", "RaftConfig", "RaftCore",
-    "RaftLog", "Ready", "SingleVoterRaft", "Snapshot", "SnapshotId",
+    "METADATA_PARTITION", "DiskLogError", "DiskRaftLog", "ElectionState", "Entry", "Error",
+    "FetchValidity", "LeaderChange", "LocalStateError", "Message", "MetadataLogError",
+    "NotLeaderError", "RaftConfig", "RaftCore", "RaftLog", "RaftWire", "Ready", "SingleVoterRaft",
+    "Snapshot", "SnapshotId", "WireError",
 ]
