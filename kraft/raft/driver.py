@@ -17,8 +17,8 @@ Rules:
   Disk writes run inline on the event loop: correct first (nothing can step the core or
   touch the disk meanwhile); moving fsync to a worker thread is a later optimisation and
   would stay correct for the same reason, since only this task awaits it.
-- ``append(payload)`` resolves with the entry's offset once the high watermark has
-  passed it and the committed entry at that offset is ours (same epoch); if another
+- ``append(payload)`` (``append_many`` for several, kept together in one epoch) resolves
+  with the entry's offset once the high watermark has passed it and the committed entry at that offset is ours (same epoch); if another
   leader's entry was committed there, or a snapshot replaced it, it raises
   ``AppendLostError``. ``NotLeaderError`` when this replica is not the leader.
 - A disk error ends ``run`` with the exception: a replica that cannot persist must stop.
@@ -56,7 +56,7 @@ class AppendLostError(Exception):
 
 @dataclass(slots=True)
 class _PendingAppend:
-    payload: bytes
+    payloads: list[bytes]
     done: trio.Event = field(default_factory=trio.Event)
     offset: int = -1
     epoch: int = -1
@@ -121,9 +121,16 @@ class RaftDriver:
 
     async def append(self, payload: bytes) -> int:
         """Append ``payload`` as the leader; returns its offset once it is committed."""
+        return await self.append_many([payload])
+
+    async def append_many(self, payloads: list[bytes]) -> int:
+        """Append ``payloads`` as consecutive entries of one epoch (all or none are
+        committed: the last one being ours means the ones before it are); returns the
+        last offset once it is committed."""
+        assert 0 < len(payloads) <= self.config.append_max_entries, len(payloads)
         if not self.is_leader:
             raise NotLeaderError(f"node {self.local_id} is not the leader (leader {self.leader_id})")
-        pending = _PendingAppend(payload)
+        pending = _PendingAppend(list(payloads))
         try:
             await self._inbox_send.send(("append", pending))
         except trio.BrokenResourceError:
@@ -188,7 +195,7 @@ class RaftDriver:
             core.step(value)
         elif kind == "append":
             try:
-                value.offset = core.append([value.payload])
+                value.offset = core.append(value.payloads)
             except NotLeaderError as error:
                 value.finish(error)
                 return
