@@ -31,7 +31,7 @@ from .group import GroupCoordinator
 from .meta_properties import check_formatted, read_bootstrap, read_standalone_voters
 from .metadata import FeatureLevelRecord
 from .network import Listener
-from .quorum_controller import ActiveController, MetadataPublisher
+from .quorum_controller import ActiveController, MetadataPublisher, SingleVoterLog
 from .quorum_info import Endpoint, SingleVoterQuorum
 from .raft import MetadataLogError, SingleVoterRaft
 
@@ -101,7 +101,7 @@ class Node:
 
     async def _serve(self, config, cluster_id, raft, publisher, logs, task_status) -> None:
         raft.become_leader()
-        controller = ActiveController(config, raft, publisher)
+        controller = ActiveController(config, SingleVoterLog(raft, publisher), publisher)
         if publisher.image.offset < 0:
             features = read_bootstrap(config.metadata_log_dir)
             await controller.write_bootstrap(

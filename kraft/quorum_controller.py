@@ -1,9 +1,12 @@
 """The active controller's runtime: one writer turning decisions into committed records.
 
 Writes are serialized by one lock so every decision is made against the image that
-includes all earlier committed writes; the records are appended to the metadata quorum
-(fsync in a worker thread) and, once committed, applied to the shared image, so the
-broker half of the node sees the change before the admin request is answered.
+includes all earlier committed writes; the records go to the metadata quorum through a
+``MetadataLog`` and the call returns only once they are committed and applied to the
+shared image, so the broker half of the node sees the change before the admin request
+is answered. Two logs exist: the single voter (``SingleVoterLog``: durable here is
+committed) and the Raft quorum (``QuorumLog``: committed when a majority has it, applied
+by the driver's commit callback on every node alike).
 """
 
 from __future__ import annotations
@@ -15,33 +18,102 @@ import trio
 
 from .config import ServerConfig
 from .controller import ConfigChange, ControllerError, ControllerLogic, NewTopic, TopicResult
-from .metadata import MetadataImage, RegisterBrokerRecord
+from .metadata import MetadataImage, MetadataRecordError, RegisterBrokerRecord, decode_record, encode_record
 from .raft import SingleVoterRaft
 
 logger = logging.getLogger(__name__)
 
 
 class MetadataPublisher:
-    """Holds the current image and tells listeners about each new one."""
+    """Holds the current image and tells listeners about each new one.
+
+    ``applied_offset`` counts every committed entry, control entries included, so a
+    writer can wait until its own entry has been applied (``wait_applied``)."""
 
     def __init__(self) -> None:
         self.image = MetadataImage()
+        self.applied_offset = -1
         self._listeners: list[Callable[[MetadataImage], None]] = []
+        self._applied = trio.Event()
 
     def subscribe(self, listener: Callable[[MetadataImage], None]) -> None:
         self._listeners.append(listener)
         listener(self.image)
 
     def publish(self, records: Sequence, offset: int) -> None:
-        self.image = self.image.apply(records, offset)
-        for listener in self._listeners:
-            listener(self.image)
+        if records:
+            self.image = self.image.apply(records, offset)
+            for listener in self._listeners:
+                listener(self.image)
+        self.applied_offset = max(self.applied_offset, offset)
+        self._applied.set()
+        self._applied = trio.Event()
+
+    def apply_entries(self, entries: Sequence) -> None:
+        """The Raft driver's commit callback: entries in offset order, one metadata record
+        each; control entries (leader changes) only move ``applied_offset``."""
+        if not entries:
+            return
+        records = []
+        for entry in entries:
+            if entry.control:
+                continue
+            try:
+                records.append(decode_record(entry.payload))
+            except MetadataRecordError:
+                logger.exception("metadata entry at offset %d is unreadable", entry.offset)
+                raise
+        self.publish(records, entries[-1].offset)
+
+    async def wait_applied(self, offset: int) -> None:
+        while self.applied_offset < offset:
+            await self._applied.wait()
+
+
+class SingleVoterLog:
+    """A quorum of one: durable on this node is committed."""
+
+    def __init__(self, raft: SingleVoterRaft, publisher: MetadataPublisher) -> None:
+        self._raft = raft
+        self._publisher = publisher
+
+    @property
+    def high_watermark(self) -> int:
+        return self._raft.high_watermark
+
+    def is_leader(self) -> bool:
+        return True
+
+    async def commit(self, records: Sequence) -> int:
+        _, last_offset = await trio.to_thread.run_sync(self._raft.append, list(records))
+        self._publisher.publish(records, last_offset)
+        return last_offset
+
+
+class QuorumLog:
+    """The Raft quorum: appended through the driver, applied by its commit callback."""
+
+    def __init__(self, driver, publisher: MetadataPublisher) -> None:
+        self._driver = driver
+        self._publisher = publisher
+
+    @property
+    def high_watermark(self) -> int:
+        return self._driver.high_watermark
+
+    def is_leader(self) -> bool:
+        return self._driver.is_leader
+
+    async def commit(self, records: Sequence) -> int:
+        offset = await self._driver.append_many([encode_record(r) for r in records])
+        await self._publisher.wait_applied(offset)
+        return offset
 
 
 class ActiveController:
-    def __init__(self, config: ServerConfig, raft: SingleVoterRaft, publisher: MetadataPublisher) -> None:
+    def __init__(self, config: ServerConfig, log, publisher: MetadataPublisher) -> None:
         self._logic = ControllerLogic(config)
-        self._raft = raft
+        self._log = log
         self._publisher = publisher
         self._lock = trio.Lock()
         self._producer_ids: tuple[int, int] = (0, 0)  # next id, end of the block (exclusive)
@@ -52,10 +124,8 @@ class ActiveController:
         return self._publisher.image
 
     async def _commit(self, records: Sequence) -> None:
-        if not records:
-            return
-        _, last_offset = await trio.to_thread.run_sync(self._raft.append, list(records))
-        self._publisher.publish(records, last_offset)
+        if records:
+            await self._log.commit(records)
 
     async def write_bootstrap(self, records: Sequence) -> None:
         async with self._lock:
@@ -104,7 +174,7 @@ class ActiveController:
 
     async def register_broker(self, incarnation_id: str, endpoints, rack: str | None) -> int:
         async with self._lock:
-            epoch = self._raft.high_watermark
+            epoch = self._log.high_watermark
             record = RegisterBrokerRecord(self.node_id, incarnation_id, epoch, tuple(endpoints),
                                           rack, fenced=False)
             await self._commit([record])
