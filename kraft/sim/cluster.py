@@ -1,0 +1,272 @@
+"""A whole KRaft cluster in one process, on a virtual clock, deterministic from a seed.
+
+Rules:
+- One discrete-event loop: a priority queue of (time_ms, sequence, event). Events are
+  message deliveries, node ticks (at each core's ``next_deadline_ms``), fsync completions,
+  client appends and faults. Nothing else moves time, so a seed replays a run exactly.
+- Each node drives its ``RaftCore`` as a real driver would: after every tick, message or
+  append it takes the core's ``Ready``, writes it to the simulated disk, waits a random
+  fsync latency, then fsyncs, sends the messages, applies committed entries to its state
+  machine and calls ``advance``. While a Ready is in flight the node queues its input, so
+  the core is never stepped between ``ready()`` and ``advance()``.
+- The state machine holds every committed entry; every ``snapshot_every`` applied entries
+  it snapshots itself through ``create_snapshot``, which cuts the log.
+- A crash drops the node's queued input and in-flight Ready and keeps only what the disk
+  had fsynced (plus a random prefix of the rest); a restart rebuilds the core from disk.
+- The invariants (``invariants.py``) are checked after every event.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import random
+from dataclasses import dataclass, field
+
+from kraft.raft.core import NotLeaderError, RaftCore
+from kraft.raft.log import Entry
+from kraft.raft.messages import Message
+from kraft.raft.ready import RaftConfig, Ready
+
+from .disk import SimDisk
+from .invariants import InvariantChecker, decode_state, encode_state
+from .network import SimNetwork
+
+EVENTS_MAX = 2_000_000
+
+
+@dataclass(slots=True)
+class SimNode:
+    node_id: int
+    disk: SimDisk = field(default_factory=SimDisk)
+    core: RaftCore | None = None
+    applied: list[Entry] = field(default_factory=list)
+    incarnation: int = 0
+    in_flight: Ready | None = None
+    inbox: collections.deque = field(default_factory=collections.deque)
+    next_tick_ms: int | None = None
+    stopping: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.core is not None
+
+
+class Cluster:
+    def __init__(self, seed: int, voters: int, observers: int, config: RaftConfig,
+                 snapshot_every: int = 0, fsync_max_ms: int = 5) -> None:
+        self.rng = random.Random(seed)
+        self.config = config
+        self.voter_ids = list(range(voters))
+        self.node_ids = list(range(voters + observers))
+        self.nodes = {node_id: SimNode(node_id) for node_id in self.node_ids}
+        self.network = SimNetwork(self.rng)
+        self.checker = InvariantChecker(self.voter_ids)
+        self.snapshot_every = snapshot_every
+        self.fsync_max_ms = fsync_max_ms
+        self.now_ms = 0
+        self.events = 0
+        self._queue: list = []
+        self._sequence = 0
+        self.appended = 0
+        # Crash points: message type name -> (probability, downtime max ms); a node that has
+        # just sent such a message crashes with that probability (FoundationDB's BUGGIFY idea,
+        # aimed at the moments where a lost write would matter most).
+        self.crash_points: dict[str, tuple[float, int]] = {}
+        for node_id in self.node_ids:
+            self.start(node_id)
+
+    # ----- the event loop -----------------------------------------------------------------
+
+    def schedule(self, at_ms: int, handler, *args) -> None:
+        self._sequence += 1
+        heapq.heappush(self._queue, (at_ms, self._sequence, handler, args))
+
+    def run_until(self, end_ms: int, done=None) -> bool:
+        """Runs events up to ``end_ms``; True as soon as ``done()`` holds (checked as time moves)."""
+        while self._queue and self._queue[0][0] <= end_ms:
+            at_ms, _, handler, args = heapq.heappop(self._queue)
+            if done is not None and at_ms > self.now_ms and done():
+                heapq.heappush(self._queue, (at_ms, 0, handler, args))
+                return True
+            self.now_ms = at_ms
+            handler(*args)
+            self.events += 1
+            assert self.events < EVENTS_MAX, "the simulation is not making progress"
+            self.check_invariants()
+        self.now_ms = max(self.now_ms, end_ms)
+        return done is not None and done()
+
+    def check_invariants(self) -> None:
+        running = {n.node_id: n.core for n in self.nodes.values() if n.running}
+        states = {n.node_id: n.disk.durable.election_state for n in self.nodes.values()}
+        images = {n.node_id: n.disk.durable for n in self.nodes.values()}
+        self.checker.check(running, states, images)
+
+    # ----- node lifecycle -----------------------------------------------------------------
+
+    def start(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        if node.running:
+            return
+        state, log = node.disk.load()
+        rng = random.Random(self.rng.getrandbits(64))
+        node.core = RaftCore(node_id, frozenset(self.voter_ids), self.config, rng, state, log, self.now_ms)
+        node.incarnation += 1
+        node.applied = []
+        node.stopping = False
+        self.checker.node_started(node_id, node.core)
+        self._drain(node)
+
+    def crash(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        if not node.running:
+            return
+        node.disk.crash(self.rng)
+        node.core = None
+        node.in_flight = None
+        node.inbox.clear()
+        node.next_tick_ms = None
+        node.incarnation += 1
+        self.checker.node_stopped(node_id)
+
+    def shutdown(self, node_id: int, grace_ms: int = 300) -> None:
+        """Graceful: a leader resigns (EndQuorumEpoch) and the node stops a moment later."""
+        node = self.nodes[node_id]
+        if not node.running or node.stopping:
+            return
+        node.stopping = True
+        self._input(node, ("resign",))
+        self.schedule(self.now_ms + grace_ms, self._stop, node_id, node.incarnation)
+
+    def _stop(self, node_id: int, incarnation: int) -> None:
+        node = self.nodes[node_id]
+        if node.incarnation == incarnation:
+            self.crash(node_id)
+
+    # ----- inputs ---------------------------------------------------------------------------
+
+    def leader(self) -> SimNode | None:
+        leaders = [n for n in self.nodes.values() if n.running and n.core.is_leader]
+        return max(leaders, key=lambda n: n.core.epoch) if leaders else None
+
+    def client_append(self, payload: bytes) -> bool:
+        node = self.leader()
+        if node is None or node.stopping:
+            return False
+        self._input(node, ("append", payload))
+        return True
+
+    def _deliver(self, message: Message, incarnation_guard: None = None) -> None:
+        node = self.nodes[message.destination]
+        if node.running and self.network.link_open(message.source, message.destination):
+            self._input(node, ("message", message))
+
+    def _input(self, node: SimNode, item: tuple) -> None:
+        if node.in_flight is not None:
+            node.inbox.append(item)
+            return
+        self._apply_input(node, item)
+        self._drain(node)
+
+    def _apply_input(self, node: SimNode, item: tuple) -> None:
+        core = node.core
+        core.tick(self.now_ms)
+        kind = item[0]
+        if kind == "message":
+            core.step(item[1])
+        elif kind == "append":
+            try:
+                core.append([item[1]])
+                self.appended += 1
+            except NotLeaderError:
+                pass
+        elif kind == "resign":
+            core.resign()
+
+    def _tick(self, node_id: int, incarnation: int, at_ms: int) -> None:
+        node = self.nodes[node_id]
+        if node.incarnation != incarnation or node.next_tick_ms != at_ms:
+            return  # a tick that was superseded
+        node.next_tick_ms = None
+        if node.in_flight is not None:
+            return  # busy: the tick is rescheduled when its Ready completes
+        node.core.tick(self.now_ms)
+        self._drain(node, after_tick=True)
+
+    # ----- the driver: Ready -> disk -> network -> state machine ----------------------------
+
+    def _drain(self, node: SimNode, after_tick: bool = False) -> None:
+        if not node.running:
+            return  # crashed at a crash point while completing a Ready
+        ready = node.core.ready()
+        if ready.is_empty:
+            self._reschedule_tick(node, after_tick)
+            return
+        if node.disk.write_ready(ready):
+            node.in_flight = ready
+            latency_ms = self.rng.randint(0, self.fsync_max_ms)
+            self.schedule(self.now_ms + latency_ms, self._fsync_done, node.node_id, node.incarnation)
+        else:
+            node.in_flight = ready
+            self._complete(node)
+
+    def _fsync_done(self, node_id: int, incarnation: int) -> None:
+        node = self.nodes[node_id]
+        if node.incarnation == incarnation and node.in_flight is not None:
+            node.disk.fsync()
+            self._complete(node)
+
+    def _complete(self, node: SimNode) -> None:
+        ready, node.in_flight = node.in_flight, None
+        for message in ready.messages:
+            for delay_ms in self.network.transmit(message):
+                self.schedule(self.now_ms + delay_ms, self._deliver, message)
+        if self._at_crash_point(node, ready):
+            return
+        self._apply_to_state_machine(node, ready)
+        node.core.advance(ready)
+        self._maybe_snapshot(node)
+        while node.running and node.inbox and node.in_flight is None:
+            self._apply_input(node, node.inbox.popleft())
+            self._drain(node)
+        if node.in_flight is None:
+            self._drain(node)
+
+    def _at_crash_point(self, node: SimNode, ready: Ready) -> bool:
+        for message in ready.messages:
+            point = self.crash_points.get(type(message.body).__name__)
+            if point is not None and self.rng.random() < point[0]:
+                self.crash(node.node_id)
+                self.schedule(self.now_ms + self.rng.randint(0, point[1]), self.start, node.node_id)
+                return True
+        return False
+
+    def _apply_to_state_machine(self, node: SimNode, ready: Ready) -> None:
+        if ready.load_snapshot is not None:
+            assert not node.core.is_leader, "a leader never loads a snapshot"
+            self.checker.check_snapshot(node.node_id, ready.load_snapshot)
+            node.applied = decode_state(ready.load_snapshot.data)
+        if ready.committed:
+            self.checker.record_high_watermark(node.node_id, node.core)
+            assert ready.committed[0].offset == len(node.applied), (ready.committed[0], len(node.applied))
+            self.checker.check_applied(node.node_id, ready.committed)
+            node.applied.extend(ready.committed)
+
+    def _maybe_snapshot(self, node: SimNode) -> None:
+        core = node.core
+        if not self.snapshot_every or node.in_flight is not None:
+            return
+        end = len(node.applied)
+        if end - core.log.start_offset >= self.snapshot_every and end <= core.applied_offset:
+            core.create_snapshot(end, encode_state(node.applied))
+
+    def _reschedule_tick(self, node: SimNode, after_tick: bool) -> None:
+        deadline = node.core.next_deadline_ms()
+        if deadline == float("inf"):
+            return
+        at_ms = max(int(deadline + 0.999), self.now_ms + (1 if after_tick else 0))
+        if node.next_tick_ms is not None and node.next_tick_ms <= at_ms and node.next_tick_ms >= self.now_ms:
+            return
+        node.next_tick_ms = at_ms
+        self.schedule(at_ms, self._tick, node.node_id, node.incarnation, at_ms)
