@@ -12,10 +12,12 @@ by the driver's commit callback on every node alike).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable, Sequence
 
 import trio
 
+from .broker_lifecycle import BrokerLifecycle, HeartbeatAnswer
 from .config import ServerConfig
 from .controller import ConfigChange, ControllerError, ControllerLogic, NewTopic, TopicResult
 from .metadata import MetadataImage, MetadataRecordError, RegisterBrokerRecord, decode_record, encode_record
@@ -118,6 +120,7 @@ class ActiveController:
         self._lock = trio.Lock()
         self._producer_ids: tuple[int, int] = (0, 0)  # next id, end of the block (exclusive)
         self.node_id = config.node_id
+        self.lifecycle = BrokerLifecycle(config["broker.session.timeout.ms"])
 
     @property
     def image(self) -> MetadataImage:
@@ -179,6 +182,45 @@ class ActiveController:
                                           rack, fenced=False)
             await self._commit([record])
             return epoch
+
+    # ----- brokers of a multi-node cluster (BrokerRegistration, BrokerHeartbeat) ----------
+
+    def reset_broker_sessions(self, session_timeout_ms: int) -> None:
+        """A newly active controller gives every broker a full session (as Kafka does)."""
+        self.lifecycle = BrokerLifecycle(session_timeout_ms)
+
+    async def register(self, broker_id: int, incarnation_id: str, endpoints, rack: str | None) -> tuple:
+        async with self._lock:
+            error, records, epoch = self.lifecycle.register(
+                self.image, broker_id, incarnation_id, tuple(endpoints), rack, self._log.high_watermark,
+                wall_clock_ms())
+            await self._commit(records)
+        if error == 0:
+            logger.info("[node %d] registered broker %d with epoch %d", self.node_id, broker_id, epoch)
+        return error, epoch
+
+    async def heartbeat(self, broker_id: int, broker_epoch: int, metadata_offset: int,
+                        want_fence: bool, want_shut_down: bool) -> HeartbeatAnswer:
+        async with self._lock:
+            answer, records = self.lifecycle.heartbeat(self.image, broker_id, broker_epoch, metadata_offset,
+                                                       want_fence, want_shut_down, wall_clock_ms())
+            await self._commit(records)
+        if records:
+            logger.info("[node %d] broker %d is now %s", self.node_id, broker_id,
+                        "fenced" if answer.is_fenced else "unfenced")
+        return answer
+
+    async def fence_expired_brokers(self) -> None:
+        async with self._lock:
+            records = self.lifecycle.expired(self.image, wall_clock_ms())
+            if records:
+                logger.warning("[node %d] fencing brokers whose sessions expired: %s", self.node_id,
+                               sorted({r.broker_id for r in records if hasattr(r, "broker_epoch")}))
+            await self._commit(records)
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
 
 
 __all__ = ["ActiveController", "ControllerError", "MetadataPublisher"]

@@ -88,6 +88,18 @@ BROKER_APIS: tuple[ApiRange, ...] = (
 )
 
 
+# Served on a controller listener besides the broker APIs: broker registration and
+# heartbeats, and the KRaft RPCs (answered by the quorum before any decoding here).
+CONTROLLER_ONLY_APIS: tuple[ApiRange, ...] = (
+    _range(52, 2, 2),  # Vote
+    _range(53, 1, 1),  # BeginQuorumEpoch
+    _range(54, 1, 1),  # EndQuorumEpoch
+    _range(59, 1, 1),  # FetchSnapshot
+    _range(62, 0, 4),  # BrokerRegistration
+    _range(63, 0, 1),  # BrokerHeartbeat
+)
+
+
 class UnsupportedRequest(RemoteProtocolError):
     """A request whose API key or version we do not implement."""
 

@@ -19,12 +19,13 @@ import trio
 from kio.schema.errors import ErrorCode
 
 from protocol.apis import (
-    API_VERSIONS_KEY, BROKER_APIS, MalformedRequest, Request, UnsupportedRequest,
+    API_VERSIONS_KEY, BROKER_APIS, CONTROLLER_ONLY_APIS, MalformedRequest, Request, UnsupportedRequest,
     decode_request, encode_response, peek_header, response_class,
 )
 from protocol.framing import RemoteProtocolError
 
 from ..config import ServerConfig
+from ..controller_channel import FORWARDED_API_KEYS
 from ..metadata import MetadataImage
 from ..network import ConnectionInfo
 from .build import make, nested
@@ -57,6 +58,11 @@ class Broker:
         self.controller = controller
         self._image_source = image_source
         self.apis = {api.api_key: api for api in BROKER_APIS}
+        # The controller listener also serves the controller-only APIs.
+        self.controller_apis = {**self.apis, **{api.api_key: api for api in CONTROLLER_ONLY_APIS}}
+        # The channel to the active controller in a multi-node cluster (None: this node's
+        # controller is the only one); admin requests are forwarded through it.
+        self.forwarder: Any = None
         self.listener_name = "PLAINTEXT"
         # Woken on every append so that waiting fetches (min.bytes) see new data.
         self.data_arrived = trio.Event()
@@ -71,15 +77,22 @@ class Broker:
         self.data_arrived.set()
         self.data_arrived = trio.Event()
 
+    def _apis_for(self, info: ConnectionInfo) -> dict:
+        return self.controller_apis if info.listener in self.config.controller_listener_names else self.apis
+
     async def dispatch(self, frame: bytes, info: ConnectionInfo) -> bytes:
+        apis = self._apis_for(info)
         try:
-            request = decode_request(frame, self.apis)
+            request = decode_request(frame, apis)
         except UnsupportedRequest as error:
             if error.api_key == API_VERSIONS_KEY:
-                return self._api_versions_fallback(error.correlation_id)
+                return self._api_versions_fallback(error.correlation_id, apis)
             raise
-        except MalformedRequest:
-            raise
+        if (self.forwarder is not None and request.api_key in FORWARDED_API_KEYS
+                and not self.forwarder.is_active()):
+            if apis is self.controller_apis:
+                raise RemoteProtocolError("a forwarded request reached a controller that is not active")
+            return await self.forwarder.forward(frame)
         handler = HANDLERS.get(request.api_key)
         if handler is None:
             raise UnsupportedRequest(request.api_key, request.api_version, request.correlation_id)
@@ -89,23 +102,23 @@ class Broker:
             raise
         except Exception as error:  # a bug in a handler must not kill the node
             logger.exception("[node %d] %s v%d from %s failed", self.node_id,
-                             self.apis[request.api_key].name, request.api_version, info.peer)
+                             apis[request.api_key].name, request.api_version, info.peer)
             raise InternalError(f"internal error handling API {request.api_key}: {error!r}") from error
         if body is None:
             return b""
         return encode_response(request.api_key, request.api_version, request.correlation_id, body)
 
-    def _api_versions_fallback(self, correlation_id: int) -> bytes:
+    def _api_versions_fallback(self, correlation_id: int, apis: dict) -> bytes:
         cls = response_class(API_VERSIONS_KEY, 0)
         return encode_response(API_VERSIONS_KEY, 0, correlation_id, self.api_versions_body(
-            cls, ErrorCode.unsupported_version))
+            cls, ErrorCode.unsupported_version, apis))
 
-    def api_versions_body(self, cls: type, error_code: ErrorCode = ErrorCode.none) -> Any:
+    def api_versions_body(self, cls: type, error_code: ErrorCode = ErrorCode.none, apis: dict | None = None) -> Any:
         api_version = nested(cls, "ApiVersion")
         keys = tuple(
             make(api_version, api_key=api.api_key, min_version=api.advertised_min,
                  max_version=api.advertised_max)
-            for api in sorted(self.apis.values(), key=lambda a: a.api_key)
+            for api in sorted((apis or self.apis).values(), key=lambda a: a.api_key)
         )
         features = self.image.features if error_code == ErrorCode.none else {}
         finalized_cls = nested(cls, "FinalizedFeatureKey")
@@ -127,7 +140,7 @@ class Broker:
 @handles(API_VERSIONS_KEY)
 async def handle_api_versions(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     cls = response_class(API_VERSIONS_KEY, request.api_version)
-    return broker.api_versions_body(cls)
+    return broker.api_versions_body(cls, apis=broker._apis_for(info))
 
 
 __all__ = ["Broker", "HANDLERS", "handles", "peek_header"]

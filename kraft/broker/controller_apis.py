@@ -1,0 +1,49 @@
+"""Controller-only APIs: BrokerRegistration and BrokerHeartbeat, answered by the active
+controller (NOT_CONTROLLER elsewhere, so the broker looks for the leader again)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from protocol.apis import Request, response_class
+
+from ..network import ConnectionInfo
+from .build import make
+from .core import Broker, handles
+
+BROKER_REGISTRATION_KEY, BROKER_HEARTBEAT_KEY = 62, 63
+SECURITY_PROTOCOLS = {0: "PLAINTEXT", 1: "SSL", 2: "SASL_PLAINTEXT", 3: "SASL_SSL"}
+
+
+def _active(broker: Broker) -> bool:
+    channel = broker.forwarder
+    return channel is None or channel.is_active()
+
+
+@handles(BROKER_REGISTRATION_KEY)
+async def handle_broker_registration(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    cls = response_class(BROKER_REGISTRATION_KEY, request.api_version)
+    if not _active(broker):
+        return make(cls, throttle_time=0, error_code=ErrorCode.not_controller, broker_epoch=-1)
+    if body.cluster_id != broker.cluster_id:
+        return make(cls, throttle_time=0, error_code=ErrorCode.inconsistent_cluster_id, broker_epoch=-1)
+    endpoints = tuple((l.name, l.host, l.port, SECURITY_PROTOCOLS.get(l.security_protocol, "PLAINTEXT"))
+                      for l in body.listeners)
+    error, epoch = await broker.controller.register(body.broker_id, str(body.incarnation_id), endpoints, body.rack)
+    return make(cls, throttle_time=0, error_code=error, broker_epoch=epoch)
+
+
+@handles(BROKER_HEARTBEAT_KEY)
+async def handle_broker_heartbeat(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    cls = response_class(BROKER_HEARTBEAT_KEY, request.api_version)
+    if not _active(broker):
+        return make(cls, throttle_time=0, error_code=ErrorCode.not_controller, is_caught_up=False,
+                    is_fenced=True, should_shut_down=False)
+    answer = await broker.controller.heartbeat(body.broker_id, body.broker_epoch, body.current_metadata_offset,
+                                               body.want_fence, body.want_shut_down)
+    return make(cls, throttle_time=0, error_code=answer.error_code, is_caught_up=answer.is_caught_up,
+                is_fenced=answer.is_fenced, should_shut_down=answer.should_shut_down)

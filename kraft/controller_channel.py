@@ -1,0 +1,113 @@
+"""How a broker reaches the active controller of a multi-node cluster.
+
+Rules:
+- When this node's controller is the active one, calls go straight to it.
+- Otherwise a client's admin request (CreateTopics, DeleteTopics, CreatePartitions,
+  AlterConfigs, IncrementalAlterConfigs, InitProducerId) is forwarded as the same bytes to
+  the active controller's controller listener, and its answer is relayed back: only the
+  correlation id is rewritten. A forwarded request is never forwarded again: a controller
+  that lost the leadership meanwhile closes the connection and the forwarder retries.
+- Programmatic calls (topic auto-creation, broker registration and heartbeats) are sent
+  as Kafka requests built here.
+- Every wait is bounded: while no leader is known, or the connection fails, the
+  forwarder retries ``FORWARD_ATTEMPTS_MAX`` times with a growing backoff, then gives up
+  and the client's connection is closed so the client retries on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import Any, Callable
+
+import trio
+
+from protocol.framing import SIZE_PREFIX, FrameBuffer, RemoteProtocolError
+
+logger = logging.getLogger(__name__)
+FORWARDED_API_KEYS = frozenset({19, 20, 37, 33, 44, 22})
+FORWARD_ATTEMPTS_MAX = 12
+FORWARD_BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8)
+RECEIVE_BYTES_MAX = 1 << 20
+_CORRELATION = struct.Struct(">i")
+
+
+class ForwardingFailed(RemoteProtocolError):
+    """No active controller could be reached in time; the client's connection closes."""
+
+
+class _RawConnection:
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.frames = FrameBuffer()
+        self.lock = trio.Lock()
+
+    async def round_trip(self, frame: bytes) -> bytes:
+        async with self.lock:
+            await self.stream.send_all(SIZE_PREFIX.pack(len(frame)) + frame)
+            while (answer := self.frames.next_frame()) is None:
+                data = await self.stream.receive_some(RECEIVE_BYTES_MAX)
+                if not data:
+                    raise trio.BrokenResourceError("the controller closed the connection")
+                self.frames.receive_data(data)
+            return answer
+
+
+class ControllerChannel:
+    def __init__(self, node_id: int, is_active: Callable[[], bool], leader_id: Callable[[], int | None],
+                 controller_endpoints: dict[int, tuple[str, int]]) -> None:
+        self.node_id = node_id
+        self._is_active = is_active
+        self._leader_id = leader_id
+        self._endpoints = controller_endpoints
+        self._connections: dict[int, _RawConnection] = {}
+        self._next_correlation = 1 << 30
+
+    def is_active(self) -> bool:
+        return self._is_active()
+
+    async def forward(self, frame: bytes) -> bytes:
+        """Relay one request frame to the active controller; returns the framed answer."""
+        original = frame[4:8]
+        attempt = 0
+        while True:
+            leader = self._leader_id()
+            if leader is not None and leader != self.node_id and leader in self._endpoints:
+                try:
+                    answer = await self._send(leader, frame)
+                    return SIZE_PREFIX.pack(len(answer)) + original + answer[4:]
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as error:
+                    logger.info("[node %d] forwarding to controller %d failed: %s", self.node_id, leader, error)
+                    self._drop(leader)
+            elif leader == self.node_id:
+                raise ForwardingFailed("this node became the active controller; the client retries")
+            attempt += 1
+            if attempt >= FORWARD_ATTEMPTS_MAX:
+                raise ForwardingFailed(f"no active controller reachable after {attempt} attempts")
+            await trio.sleep(FORWARD_BACKOFF_S[min(attempt, len(FORWARD_BACKOFF_S)) - 1])
+
+    async def request(self, body: Any) -> Any:
+        """Send a Kafka request built here to the active controller; the decoded answer."""
+        from protocol.apis import decode_response, encode_request
+
+        cls = type(body)
+        frame = encode_request(0, f"kraft-node-{self.node_id}", body)[4:]
+        answer = await self.forward(frame)
+        return decode_response(cls.__api_key__, cls.__version__, answer[4:])[1]
+
+    async def _send(self, leader: int, frame: bytes) -> bytes:
+        connection = self._connections.get(leader)
+        if connection is None:
+            host, port = self._endpoints[leader]
+            with trio.fail_after(5):
+                stream = await trio.open_tcp_stream(host, port)
+            connection = self._connections[leader] = _RawConnection(stream)
+        self._next_correlation += 1
+        relayed = frame[:4] + _CORRELATION.pack(self._next_correlation) + frame[8:]
+        with trio.fail_after(30):
+            return await connection.round_trip(relayed)
+
+    def _drop(self, leader: int) -> None:
+        connection = self._connections.pop(leader, None)
+        if connection is not None:
+            connection.stream.socket.close()
