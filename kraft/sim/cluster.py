@@ -69,6 +69,8 @@ class Cluster:
         self._queue: list = []
         self._sequence = 0
         self.appended = 0
+        self.appending = False
+        self.chaos_generation = 0
         # Crash points: message type name -> (probability, downtime max ms); a node that has
         # just sent such a message crashes with that probability (FoundationDB's BUGGIFY idea,
         # aimed at the moments where a lost write would matter most).
@@ -157,7 +159,7 @@ class Cluster:
         self._input(node, ("append", payload))
         return True
 
-    def _deliver(self, message: Message, incarnation_guard: None = None) -> None:
+    def _deliver(self, message: Message) -> None:
         node = self.nodes[message.destination]
         if node.running and self.network.link_open(message.source, message.destination):
             self._input(node, ("message", message))

@@ -24,7 +24,7 @@ be elected and every log converge within ``liveness_ms`` of virtual time.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kraft.raft.ready import RaftConfig
 
@@ -88,7 +88,6 @@ class SimResult:
     committed: int = 0
     appended: int = 0
     leader_epoch: int = 0
-    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"seed {self.params.seed}: {self.events} events, {self.virtual_ms} ms virtual, "
@@ -124,7 +123,7 @@ def run(params: SimParams) -> SimResult:
 
 def _run(cluster: Cluster, params: SimParams) -> SimResult:
     result = SimResult(params)
-    _schedule_appends(cluster, until_ms=None)
+    _schedule_appends(cluster)
     at_ms = SETTLE_MS
     for fault in params.schedule:
         at_ms += fault.delay_ms
@@ -150,7 +149,7 @@ def _run(cluster: Cluster, params: SimParams) -> SimResult:
     return result
 
 
-def _schedule_appends(cluster: Cluster, until_ms: int | None) -> None:
+def _schedule_appends(cluster: Cluster) -> None:
     cluster.appending = True
     counter = iter(range(1 << 62))
 
@@ -196,7 +195,7 @@ def _apply_fault(cluster: Cluster, fault: Fault) -> None:
         network.blocked.clear()
     elif kind == "chaos":
         interval_ms, downtime_max_ms = (int(part) for part in argument.split("/"))
-        cluster.chaos_generation = getattr(cluster, "chaos_generation", 0) + 1
+        cluster.chaos_generation += 1
         if interval_ms > 0:
             _chaos(cluster, cluster.chaos_generation, interval_ms, downtime_max_ms)
     elif kind == "crashpoint":
@@ -210,7 +209,7 @@ def _apply_fault(cluster: Cluster, fault: Fault) -> None:
 
 def _chaos(cluster: Cluster, generation: int, interval_ms: int, downtime_max_ms: int) -> None:
     """Crash a random running node now, restart it later, and come back for the next one."""
-    if getattr(cluster, "chaos_generation", 0) != generation:
+    if cluster.chaos_generation != generation:
         return
     running = [n for n in cluster.node_ids if cluster.nodes[n].running]
     if running:
