@@ -72,7 +72,11 @@ class Connection:
         except OSError as error:
             raise KafkaClientError(f"cannot connect to {host}:{port}: {error}") from error
         connection = cls(stream, client_id)
-        await connection._negotiate()
+        try:
+            await connection._negotiate()
+        except BaseException:
+            await trio.aclose_forcefully(stream)  # a failed handshake must not leak the socket
+            raise
         return connection
 
     async def _negotiate(self) -> None:
@@ -114,6 +118,17 @@ class Connection:
         if got_id != correlation_id:
             raise KafkaClientError(f"expected correlation id {correlation_id}, got {got_id}")
         return response
+
+    async def request_frame(self, frame: bytes) -> bytes:
+        """Send a request the caller framed itself (its own correlation id, e.g. the Raft
+        core's) and return the response frame without its size prefix, for the caller to
+        decode; requests on the connection still go one at a time."""
+        async with self._lock:
+            try:
+                await self._stream.send_all(frame)
+                return await self._receive_frame()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
+                raise KafkaClientError(f"connection lost: {error}") from error
 
     async def _receive_frame(self) -> bytes:
         while (frame := self._frames.next_frame()) is None:
