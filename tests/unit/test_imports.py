@@ -20,6 +20,7 @@ PURE = ["protocol", "storage", "kraft/metadata", "kraft/raft", "kraft/controller
 EXEMPT = {
     "protocol/client.py": "the trio client shared by tools and tests",
     "kraft/raft/driver.py": "the trio driver around the pure Raft core: timers, inbox, disk, network",
+    "kraft/raft/net.py": "the trio TCP transport carrying the Raft RPCs between controllers",
 }
 
 
