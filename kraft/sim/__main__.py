@@ -13,7 +13,7 @@ import argparse
 import random
 import sys
 
-from .scenario import FAULT_KINDS, Fault, SimParams, SimulationFailure, parse_schedule, run
+from .scenario import CRASH_POINT_MESSAGES, FAULT_KINDS, Fault, SimParams, SimulationFailure, parse_schedule, run
 
 
 def random_schedule(rng: random.Random, node_count: int, steps: int) -> tuple[Fault, ...]:
@@ -28,6 +28,8 @@ def random_schedule(rng: random.Random, node_count: int, steps: int) -> tuple[Fa
             argument = rng.choice(["all", str(rng.randrange(node_count))])
         elif kind == "oneway":
             argument = f"{rng.randrange(node_count)}.{rng.randrange(node_count)}"
+        elif kind == "crashpoint":
+            argument = f"{rng.choice(CRASH_POINT_MESSAGES)}/{rng.choice([0.05, 0.3])}/{rng.choice([100, 1000])}"
         elif kind == "chaos":
             argument = f"{rng.choice([50, 300, 1000])}/{rng.choice([0, 50, 2000])}"
         elif kind == "net":
