@@ -80,6 +80,9 @@ class PartitionLog:
         self._high_watermark = 0
         self.last_flush_ms = clock()
         self.offline_error: str | None = None
+        # Called once with the reason when an I/O error takes this log offline; the LogManager
+        # uses it to take the whole log directory offline, as Kafka's LogDirFailureChannel does.
+        self.on_offline: Callable[[str], None] | None = None
         self.leader_epoch_cache = LeaderEpochCache(fs, directory)
         self.producer_state = ProducerStateManager(fs, directory)
 
@@ -157,7 +160,7 @@ class PartitionLog:
     def needs_flush(self) -> bool:
         """flush.messages or flush.ms is due; the broker then calls ``flush`` off its event loop."""
         unflushed = self.log_end_offset - self.recovery_point
-        return unflushed > 0 and (unflushed >= self.config.flush_messages
+        return unflushed > 0 and not self.is_offline and (unflushed >= self.config.flush_messages
                                   or self._clock() - self.last_flush_ms >= self.config.flush_ms)
 
     # ----- appending --------------------------------------------------------------------------
@@ -221,6 +224,19 @@ class PartitionLog:
         if self.offline_error is not None:
             raise StorageError(f"log is offline after an I/O error: {self.offline_error}")
 
+    @property
+    def is_offline(self) -> bool:
+        return self.offline_error is not None
+
+    def take_offline(self, reason: str) -> None:
+        """From now on every append, read and flush fails with StorageError, until a restart
+        recovers the log from the disk. Idempotent; the first reason is kept."""
+        if self.offline_error is not None:
+            return
+        self.offline_error = reason
+        if self.on_offline is not None:
+            self.on_offline(reason)
+
     def _write(self, data: bytes | bytearray, batches: list[BatchLocation], append_time_ms: int) -> AppendResult:
         first, last = batches[0].header, batches[-1].header
         newest = max(batches, key=lambda location: location.header.max_timestamp).header
@@ -234,7 +250,7 @@ class PartitionLog:
             # A full disk or an I/O error may leave a partial write behind, beyond what the
             # segment accounts for. As Kafka does, the log goes offline instead of guessing:
             # nothing more is written or read until a restart recovers it from the disk.
-            self.offline_error = f"{self.directory}: {error}"
+            self.take_offline(f"{self.directory}: {error}")
             raise StorageError(f"append failed, log is offline until restart: {self.offline_error}") from error
         for location in batches:
             self.leader_epoch_cache.assign(location.header.partition_leader_epoch, location.header.base_offset)
@@ -331,13 +347,20 @@ class PartitionLog:
     # ----- durability, truncation, deletion ------------------------------------------------
 
     def flush(self) -> None:
-        """Fsync everything up to the log end, then advance the recovery point to it."""
+        """Fsync everything up to the log end, then advance the recovery point to it. A failed
+        fsync takes the log offline: the kernel may already have dropped the dirty pages it
+        could not write, so a retry that succeeds would not mean the data is on disk."""
+        self._check_online()
         end = self.log_end_offset
-        for segment in self._segments:
-            if segment.next_offset > self.recovery_point or segment is self.active_segment:
-                segment.flush()
-        self._fs.fsync_directory(self.directory)
-        self.producer_state.take_snapshot(end)
+        try:
+            for segment in self._segments:
+                if segment.next_offset > self.recovery_point or segment is self.active_segment:
+                    segment.flush()
+            self._fs.fsync_directory(self.directory)
+            self.producer_state.take_snapshot(end)
+        except OSError as error:
+            self.take_offline(f"{self.directory}: {error}")
+            raise StorageError(f"flush failed, log is offline until restart: {self.offline_error}") from error
         self.recovery_point = max(self.recovery_point, end)
         self.last_flush_ms = self._clock()
 
@@ -446,8 +469,9 @@ class PartitionLog:
 
     def close(self, *, flush: bool = True) -> None:
         """A clean close: final time-index entry, flush, producer snapshot, close files.
-        ``flush=False`` only closes the files (the log is about to be deleted)."""
-        if flush:
+        ``flush=False`` only closes the files (the log is about to be deleted). An offline log
+        writes nothing more: the next start recovers it from what is on disk."""
+        if flush and not self.is_offline:
             self.active_segment.on_become_inactive()
             self.flush()
             self.producer_state.take_snapshot(self.log_end_offset, force=True)

@@ -7,6 +7,15 @@ marker means the last shutdown flushed everything, so segments are trusted witho
 the marker is removed once loading is done, so a later crash is never mistaken for a clean stop.
 
 Shutdown (``close``): flush every log, write the checkpoints, then the marker.
+
+Offline log directories (Kafka's LogDirFailureChannel): an I/O error (EIO, ENOSPC, ...) while
+appending to, flushing or deleting from a log, or writing a directory's checkpoints, takes the
+whole log directory offline until a restart:
+- every log in it is taken offline (appends, reads and flushes raise StorageError, which the
+  broker answers with KAFKA_STORAGE_ERROR); logs in other directories go on;
+- nothing more is written there: no flush, no checkpoint, no retention or cleaning, no new
+  partition, and no clean-shutdown marker, so the next start recovers the directory from what
+  is on disk (everything acknowledged and flushed is still there; see storage.log).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
+from functools import partial
 
 from protocol.records import CorruptRecordError, InvalidRecordError
 from storage.checkpoint import (
@@ -71,6 +81,8 @@ class LogManager:
         # The cleaner's first dirty offset per compacted log (cleaner-offset-checkpoint).
         self._first_dirty_offsets: dict[TopicPartition, int] = {}
         self._lock_fds: list[int] = []
+        # Offline log dir -> the first error that took it offline.
+        self._offline_log_dirs: dict[str, str] = {}
         for log_dir in self.log_dirs:
             self._prepare_log_dir(log_dir)
 
@@ -109,16 +121,53 @@ class LogManager:
                 continue
             if topic_partition in self._logs:
                 raise StorageError(f"{topic_partition} is in both {self._log_dir_of[topic_partition]} and {log_dir}")
-            self._logs[topic_partition] = PartitionLog.open(
+            self._register(topic_partition, log_dir, PartitionLog.open(
                 path, topic_configs.get(topic_partition[0], self.default_config), self._fs,
                 recovery_point=recovery_points.get(topic_partition, 0),
                 log_start_offset=log_starts.get(topic_partition, 0),
                 high_watermark=high_watermarks.get(topic_partition, 0),
-                clean_shutdown=clean_shutdown, clock=self._clock)
-            self._log_dir_of[topic_partition] = log_dir
+                clean_shutdown=clean_shutdown, clock=self._clock))
         if clean_shutdown:
             self._fs.remove(marker)
             self._fs.fsync_directory(log_dir)
+
+    def _register(self, key: TopicPartition, log_dir: str, partition_log: PartitionLog) -> None:
+        self._logs[key] = partition_log
+        self._log_dir_of[key] = log_dir
+        partition_log.on_offline = partial(self.mark_offline, log_dir)
+        if log_dir in self._offline_log_dirs:
+            partition_log.take_offline(self._offline_reason(log_dir))
+
+    # ----- offline log directories ------------------------------------------------------------
+
+    def mark_offline(self, log_dir: str, reason: str) -> None:
+        """Take ``log_dir`` and every log in it offline (module rules); idempotent."""
+        log_dir = os.path.abspath(log_dir)
+        assert log_dir in self.log_dirs, f"{log_dir} is not one of this node's log dirs {self.log_dirs}"
+        if log_dir in self._offline_log_dirs:
+            return
+        self._offline_log_dirs[log_dir] = reason
+        keys = [key for key, directory in self._log_dir_of.items() if directory == log_dir]
+        log.error("log directory %s is offline after an I/O error (%s); %d partitions in it answer "
+                  "KAFKA_STORAGE_ERROR until a restart", log_dir, reason, len(keys))
+        for key in keys:
+            self._logs[key].take_offline(self._offline_reason(log_dir))
+
+    def _offline_reason(self, log_dir: str) -> str:
+        return f"log directory {log_dir} is offline: {self._offline_log_dirs[log_dir]}"
+
+    def offline_log_dirs(self) -> dict[str, str]:
+        """Offline log dir -> the error that took it offline."""
+        return dict(self._offline_log_dirs)
+
+    def is_offline(self, log_dir: str) -> bool:
+        return os.path.abspath(log_dir) in self._offline_log_dirs
+
+    def log_dir_of(self, topic: str, partition: int) -> str | None:
+        return self._log_dir_of.get((topic, partition))
+
+    def _online_logs(self) -> list[tuple[TopicPartition, PartitionLog]]:
+        return [(key, value) for key, value in self._logs.items() if not value.is_offline]
 
     # ----- partitions -------------------------------------------------------------------------
 
@@ -148,15 +197,21 @@ class LogManager:
                 # Logs loaded at start-up carry the default config until the broker names theirs.
                 existing.config = config
             return existing
-        log_dir = min(self.log_dirs, key=lambda path: sum(1 for d in self._log_dir_of.values() if d == path))
+        online = [path for path in self.log_dirs if path not in self._offline_log_dirs]
+        if not online:
+            raise StorageError(f"cannot create {topic}-{partition}: every log directory is offline")
+        log_dir = min(online, key=lambda path: sum(1 for d in self._log_dir_of.values() if d == path))
         directory = os.path.join(log_dir, partition_directory_name(topic, partition))
-        self._fs.make_directory(directory)
-        self._fs.fsync_directory(log_dir)
-        if topic_id is not None:
-            write_partition_metadata(self._fs, directory, topic_id)
-        created = PartitionLog.open(directory, config or self.default_config, self._fs, clock=self._clock)
-        self._logs[key] = created
-        self._log_dir_of[key] = log_dir
+        try:
+            self._fs.make_directory(directory)
+            self._fs.fsync_directory(log_dir)
+            if topic_id is not None:
+                write_partition_metadata(self._fs, directory, topic_id)
+            created = PartitionLog.open(directory, config or self.default_config, self._fs, clock=self._clock)
+        except OSError as error:
+            self.mark_offline(log_dir, f"creating {topic}-{partition}: {error}")
+            raise StorageError(f"cannot create {topic}-{partition} in {log_dir}: {error}") from error
+        self._register(key, log_dir, created)
         return created
 
     def delete(self, topic: str, partition: int) -> bool:
@@ -183,12 +238,14 @@ class LogManager:
         """Delete segments by retention in every log (storage.retention); returns how many."""
         now_ms = self._clock() if now_ms is None else now_ms
         deleted = 0
-        for (topic, partition), partition_log in list(self._logs.items()):
+        for (topic, partition), partition_log in self._online_logs():
             try:
                 count = partition_log.apply_retention(now_ms)
             except (OSError, StorageError) as error:
                 # One failing directory must not stop retention elsewhere (nor kill the node).
                 log.error("retention of %s-%d failed: %s", topic, partition, error)
+                if isinstance(error, OSError):
+                    self.mark_offline(self._log_dir_of[(topic, partition)], f"retention: {error}")
                 continue
             if count:
                 log.info("deleted %d segments of %s-%d by retention; log start offset is now %d",
@@ -201,7 +258,7 @@ class LogManager:
         returns how many logs were cleaned. The first dirty offsets are checkpointed at once."""
         now_ms = self._clock() if now_ms is None else now_ms
         cleaned = 0
-        for key, partition_log in list(self._logs.items()):
+        for key, partition_log in self._online_logs():
             if not partition_log.config.compacts:
                 continue
             first_dirty = self._first_dirty_offsets.get(key, partition_log.log_start_offset)
@@ -209,6 +266,8 @@ class LogManager:
                 result = clean_log(partition_log, first_dirty, now_ms)
             except (OSError, StorageError, CorruptRecordError, InvalidRecordError) as error:
                 log.error("cleaning %s-%d failed: %s", key[0], key[1], error)
+                if isinstance(error, OSError):
+                    self.mark_offline(self._log_dir_of[key], f"cleaning: {error}")
                 continue
             if result is None:
                 continue
@@ -235,28 +294,53 @@ class LogManager:
     # ----- durability -------------------------------------------------------------------------
 
     def flush_all(self) -> None:
-        for partition_log in self._logs.values():
+        for _, partition_log in self._online_logs():
             partition_log.flush()
 
     def checkpoint(self) -> None:
-        """Write the recovery points, log start offsets and high watermarks of every log dir."""
+        """Write the recovery points, log start offsets and high watermarks of every online log
+        dir. A dir whose checkpoints cannot be written goes offline; StorageError then names
+        it, after the other dirs were written."""
+        failed = []
         for log_dir in self.log_dirs:
-            logs = {key: value for key, value in self._logs.items() if self._log_dir_of[key] == log_dir}
+            try:
+                self._write_dir_checkpoints(log_dir)
+            except StorageError:
+                failed.append(log_dir)
+        if failed:
+            raise StorageError(f"checkpoints not written; log directories offline: {', '.join(failed)}")
+
+    def _write_dir_checkpoints(self, log_dir: str) -> None:
+        if log_dir in self._offline_log_dirs:
+            return
+        logs = {key: value for key, value in self._logs.items() if self._log_dir_of[key] == log_dir}
+        try:
             write_offsets(self._fs, os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT),
                           {key: value.recovery_point for key, value in logs.items()})
             write_offsets(self._fs, os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT),
                           {key: value.log_start_offset for key, value in logs.items()})
             write_offsets(self._fs, os.path.join(log_dir, REPLICATION_OFFSET_CHECKPOINT),
                           {key: value.high_watermark for key, value in logs.items()})
+        except OSError as error:
+            self.mark_offline(log_dir, f"writing checkpoints: {error}")
+            raise StorageError(f"checkpoints of {log_dir} not written: {error}") from error
 
     def close(self) -> None:
-        """Clean shutdown: close (flushing) every log, checkpoint, mark clean, unlock."""
+        """Clean shutdown: close (flushing) every log, checkpoint, mark clean, unlock. An
+        offline dir gets no marker, so the next start recovers it."""
         for partition_log in self._logs.values():
-            partition_log.close()
-        self.checkpoint()
+            try:
+                partition_log.close()
+            except StorageError as error:  # its directory is offline now, and was logged
+                log.error("closing %s failed: %s", partition_log.directory, error)
+        try:
+            self.checkpoint()
+        except StorageError as error:  # the other dirs' checkpoints were written
+            log.error("%s", error)
         marker = json.dumps({"version": 0, "brokerEpoch": self.broker_epoch}).encode("ascii")
         for log_dir in self.log_dirs:
-            write_file_atomically(self._fs, os.path.join(log_dir, CLEAN_SHUTDOWN_FILE), marker)
+            if log_dir not in self._offline_log_dirs:
+                write_file_atomically(self._fs, os.path.join(log_dir, CLEAN_SHUTDOWN_FILE), marker)
         self._logs.clear()
         self._log_dir_of.clear()
         for fd in self._lock_fds:

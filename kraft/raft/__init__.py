@@ -11,8 +11,10 @@ Two things live here side by side for now:
   Kafka's Vote/BeginQuorumEpoch/EndQuorumEpoch/Fetch/FetchSnapshot bytes, entries as
   record batches via ``batches.py``), ``disk_log.py`` (the core's log mirrored to
   ``__cluster_metadata-0``, ``quorum-state`` and ``*.checkpoint``) and ``driver.py`` (the
-  trio driver: timers, inbox, Ready execution, commit-resolving appends). The driver is
-  imported by its module name, so importing the core never pulls in trio.
+  trio driver: timers, inbox, Ready execution, commit-resolving appends) and ``net.py``
+  (``RaftNetwork``, the driver's transport over TCP on the controller listener). The driver
+  and the network are imported by their module names, so importing the core never pulls
+  in trio.
 """
 
 from .core import NotLeaderError, RaftCore

@@ -19,9 +19,11 @@ Rules:
   A request that waited in the queue longer than ``request_timeout_ms`` is not sent.
 - Inbound, ``handle_frame`` decodes a request, delivers it and waits, at most
   ``request_timeout_ms``, for the core's answer. A request the core must not see
-  (``WireError``) is answered with the Kafka error at once; a timeout, a full table of
-  waiting requests or a (source, correlation id) already waiting is answered with
-  REQUEST_TIMED_OUT, which our peers treat as a lost message. Bytes that do not decode
+  (``WireError``) is answered with the Kafka error at once; a timeout, a request the
+  driver's inbox dropped, a full table of waiting requests or a (source, correlation id)
+  already waiting is answered with REQUEST_TIMED_OUT, which our peers treat as a lost
+  message. (The core answers every request it steps except a parked Fetch it forgets on
+  a role change or on a newer Fetch from the same replica: those wait for the timeout.) Bytes that do not decode
   raise ``RemoteProtocolError`` and the listener closes that connection only.
 """
 
@@ -245,7 +247,10 @@ class RaftNetwork:
             return None
         waiting = self._waiting[key] = _Waiting(request)
         try:
+            dropped_before = self._driver.dropped_messages
             self._driver.deliver(request)
+            if self._driver.dropped_messages != dropped_before:  # inbox full, or the driver stopped
+                return None
             with trio.move_on_after(self.request_timeout_ms / 1000):
                 await waiting.done.wait()
         finally:

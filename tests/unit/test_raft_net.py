@@ -220,11 +220,16 @@ def test_bad_frames_get_an_error_or_close_only_their_connection(tmp_path):
 class RecordingDriver:
     """Stands in for a RaftDriver: records what the network delivers, and when."""
 
-    def __init__(self, local_id: int) -> None:
+    def __init__(self, local_id: int, inbox_max: int = 100) -> None:
         self.local_id = local_id
+        self.inbox_max = inbox_max
         self.delivered: list[tuple[float, m.Message]] = []
+        self.dropped_messages = 0
 
     def deliver(self, message: m.Message) -> None:
+        if len(self.delivered) >= self.inbox_max:
+            self.dropped_messages += 1
+            return
         self.delivered.append((trio.current_time(), message))
 
 
@@ -348,5 +353,18 @@ def test_an_unanswered_request_times_out_and_an_answer_is_routed_by_source_and_c
             network.send(answer)
         assert peer.decode_response(responses[0][4:], vote) == answer, responses
         assert abs(trio.current_time() - start - 0.4) < 1e-9, trio.current_time() - start
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_request_the_driver_drops_is_answered_at_once():
+    async def main() -> None:
+        network = RaftNetwork(1, {0: (HOST, 1), 1: (HOST, 2)}, RaftWire(1, CLUSTER_ID))
+        network.attach(RecordingDriver(1, inbox_max=0))
+        vote = m.Message(0, 1, 7, m.VoteRequest(1, 0, 0, 0, pre_vote=False))
+        start = trio.current_time()
+        frame = await network.handle_frame(RaftWire(0, CLUSTER_ID).encode_request(vote)[4:])
+        assert apis.decode_response(52, 2, frame[4:])[1].error_code == ErrorCode.request_timed_out
+        assert trio.current_time() == start, "expected no wait for a request the inbox dropped"
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
