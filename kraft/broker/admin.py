@@ -247,7 +247,13 @@ async def handle_describe_log_dirs(broker: Broker, request: Request, info: Conne
                      partition_size=partition.log.size_bytes, offset_lag=0, is_future_key=False)
         by_dir.setdefault(log_dir, {}).setdefault(partition.topic, []).append(entry)
     results = []
+    offline = broker.replicas.logs.offline_log_dirs()
     for log_dir, topics in by_dir.items():
+        if os.path.abspath(log_dir) in offline:
+            # As Kafka: the dir and its error, no partitions and no sizes.
+            results.append(make(nested(cls, "DescribeLogDirsResult"), error_code=ErrorCode.kafka_storage_error,
+                                log_dir=os.path.abspath(log_dir), topics=(), total_bytes=-1, usable_bytes=-1))
+            continue
         usage = shutil.disk_usage(log_dir) if os.path.isdir(log_dir) else None
         results.append(make(
             nested(cls, "DescribeLogDirsResult"), error_code=ErrorCode.none, log_dir=os.path.abspath(log_dir),

@@ -4,6 +4,8 @@ Rules:
 - The metadata image is the only source of truth for which partitions exist here:
   ``apply_image`` opens a log for every partition whose replicas include this node and
   deletes the logs of partitions that left the image (topic deletion).
+- A partition whose log directory is offline answers KAFKA_STORAGE_ERROR to every data
+  request until a restart, as Kafka's getPartitionOrException does.
 - A partition's leader epoch comes from the image; produce and fetch check the epoch a
   client sends against it (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH as Kafka).
 - The high watermark is the offset every in-sync replica has; with this node as the
@@ -79,6 +81,9 @@ class ReplicaManager:
             if topic_image is None or index not in topic_image.partitions:
                 raise PartitionError(ErrorCode.unknown_topic_or_partition)
             raise PartitionError(ErrorCode.not_leader_or_follower)
+        if partition.log.is_offline:
+            # Its log directory failed (storage.manager): Kafka answers before any other check.
+            raise PartitionError(ErrorCode.kafka_storage_error, partition.log.offline_error)
         if partition.state.leader != self.node_id:
             raise PartitionError(ErrorCode.not_leader_or_follower)
         return partition
