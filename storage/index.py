@@ -7,6 +7,11 @@ roll, no zero-filled tail to tell apart from entries) and means a torn write sho
 that is not a multiple of the entry size. All entries are also kept in memory (``array``) so
 lookups are a binary search with no I/O; ``segment.index.bytes`` bounds the memory per segment.
 
+Loading is lazy for segments the log only trusts (``load(lazy=True)``): opening reads the last
+entry alone, and the whole file is read and checked on first use, so start-up costs a few reads
+per segment however many entries the log holds (Kafka's LazyIndex). Should that late check fail,
+``on_corrupt`` (the segment) rebuilds the index from the log.
+
 Rules, as in Kafka:
 - ``.index`` entries are 8 bytes: int32 (last offset of a batch - segment base offset), int32
   position of that batch in the ``.log``. Offsets and positions strictly increase.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from collections.abc import Callable
 from bisect import bisect_left, bisect_right
 
 from storage.fs import File, FileSystem
@@ -39,34 +45,84 @@ class _Index:
         self.entries_max = max(1, index_bytes_max // self.entry.size)
         self._fs = fs
         self._file: File = fs.open(path)
-        self._keys = array("q")
-        self._values = array("q")
+        self._key_array = array("q")
+        self._value_array = array("q")
+        # Set by load(lazy=True) until the entries are read: (count, last entry).
+        self._unloaded: tuple[int, tuple[int, int]] | None = None
+        self.on_corrupt: Callable[[], None] | None = None
+
+    @property
+    def _keys(self) -> array:
+        if self._unloaded is not None:
+            self._load_now()
+        return self._key_array
+
+    @property
+    def _values(self) -> array:
+        if self._unloaded is not None:
+            self._load_now()
+        return self._value_array
+
+    def _load_now(self) -> None:
+        self._unloaded = None
+        if not self.load():
+            assert self.on_corrupt is not None, f"{self.path}: no way to rebuild a corrupt index"
+            self.on_corrupt()
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return self._unloaded[0] if self._unloaded is not None else len(self._key_array)
 
     @property
     def is_full(self) -> bool:
-        return len(self._keys) >= self.entries_max
+        return len(self) >= self.entries_max
 
-    def load(self) -> bool:
-        """Read the file; False (and no entries) when its length or order is not sane."""
+    def _last(self) -> tuple[int, int] | None:
+        if self._unloaded is not None:
+            return self._unloaded[1]
+        return (self._key_array[-1], self._value_array[-1]) if self._key_array else None
+
+    def load(self, *, sane_prefix: bool = False, lazy: bool = False) -> bool:
+        """Read the file; False (and no entries) when its length or order is not sane. With
+        ``sane_prefix``, keep the entries up to the first one that is torn or out of order
+        instead: enough for recovery, which only trusts entries that were fsynced, and those
+        are a prefix of the file. With ``lazy``, check the length and read the last entry only
+        (module docstring)."""
+        if lazy and not sane_prefix:
+            return self._load_last_entry()
+        self._unloaded = None
         data = self._file.pread(self._file.size(), 0)
-        if len(data) % self.entry.size or len(data) // self.entry.size > self.entries_max:
+        whole_bytes = len(data) - len(data) % self.entry.size
+        if not sane_prefix and (whole_bytes != len(data) or whole_bytes // self.entry.size > self.entries_max):
             return False
         keys, values = array("q"), array("q")
-        for first, second in self.entry.iter_unpack(data):
+        for first, second in self.entry.iter_unpack(memoryview(data)[:whole_bytes]):
             key, value = self._decode(first, second)
-            if keys and (key <= keys[-1] or value <= values[-1]) or value < 0:
+            if keys and (key <= keys[-1] or value <= values[-1]) or value < 0 or len(keys) == self.entries_max:
+                if sane_prefix:
+                    break
                 return False
             keys.append(key)
             values.append(value)
-        self._keys, self._values = keys, values
+        self._key_array, self._value_array = keys, values
+        return True
+
+    def _load_last_entry(self) -> bool:
+        size = self._file.size()
+        count = size // self.entry.size
+        if size % self.entry.size or count > self.entries_max:
+            return False
+        if count == 0:
+            self._key_array, self._value_array, self._unloaded = array("q"), array("q"), None
+            return True
+        key, value = self._decode(*self.entry.unpack(self._file.pread(self.entry.size, size - self.entry.size)))
+        if value < 0:
+            return False
+        self._unloaded = (count, (key, value))
         return True
 
     def reset(self) -> None:
         """Forget every entry, in memory and on disk (before a rebuild)."""
-        self._keys, self._values = array("q"), array("q")
+        self._key_array, self._value_array, self._unloaded = array("q"), array("q"), None
         self._file.truncate(0)
 
     def _append(self, key: int, value: int, first: int, second: int) -> None:
@@ -117,7 +173,7 @@ class OffsetIndex(_Index):
         return self._keys[index], self._values[index]
 
     def last_entry(self) -> tuple[int, int] | None:
-        return (self._keys[-1], self._values[-1]) if self._keys else None
+        return self._last()
 
     def truncate_to(self, offset: int) -> None:
         """Drop entries for batches ending at or after ``offset``."""
@@ -149,7 +205,7 @@ class TimeIndex(_Index):
 
     def last_entry(self) -> tuple[int, int] | None:
         """(timestamp_ms, offset)."""
-        return (self._keys[-1], self._values[-1]) if self._keys else None
+        return self._last()
 
     def truncate_to(self, offset: int) -> None:
         """Drop entries pointing at offsets at or after ``offset``."""

@@ -367,7 +367,9 @@ class PartitionLog:
     def truncate_to(self, offset: int) -> None:
         """Remove everything at or after ``offset`` (a batch holding it goes whole, so the log
         end may land below ``offset``, but never below the log start). Below the log start,
-        the log restarts empty at ``offset``, as Kafka's truncateFullyAndStartAt does."""
+        the log restarts empty at ``offset``, as Kafka's truncateFullyAndStartAt does.
+        The recovery point drops with the log end: checkpoint it before the log grows again
+        (LogManager.truncate_to does), since recovery trusts what lies below it."""
         if offset >= self.log_end_offset:
             return
         if offset < self.log_start_offset:

@@ -9,9 +9,13 @@ Rules (Kafka's LogLoader, simplified):
 - Other temp files (``.cleaned``, ``.deleted``, ``.tmp``, index ``.swap``) are removed: a
   ``.cleaned`` file is never the only copy of data. Index files without a ``.log`` are removed.
 - After an unclean shutdown every segment from the one holding the recovery point onwards is
-  scanned and repaired; a segment that loses a torn tail makes every later segment unreachable,
-  so those are deleted. Earlier segments, and all segments after a clean shutdown, are trusted
-  when their indexes look sane, and scanned otherwise.
+  scanned and repaired; in the one holding it, the scan starts at the last indexed batch below
+  the recovery point (LogSegment.recover), so start-up reads the unflushed tail, not up to
+  segment.bytes of flushed data. A segment that loses a torn tail makes every later segment
+  unreachable, so those are deleted. Earlier segments, and all segments after a clean
+  shutdown, are trusted when their indexes look sane, and scanned otherwise; the index entries
+  of trusted inactive segments are read on first use (storage.index), so start-up does not
+  grow with the data.
 - Corrupt data never raises; only an unusable directory does (StorageError).
 """
 
@@ -125,7 +129,9 @@ def open_segments(fs: FileSystem, directory: str, bases: list[int], config: LogC
             break
         recover = not clean_shutdown and index >= first_to_recover
         segment = LogSegment.open(fs, directory, base, config, now_ms, recover=recover,
-                                  on_batch=on_recovered_batch if recover else None)
+                                  on_batch=on_recovered_batch if recover else None,
+                                  recovery_point=recovery_point if index == first_to_recover else None,
+                                  lazy_indexes=index + 1 < len(bases))
         segments.append(segment)
         if recover:
             removed += _bytes_cut(segment)

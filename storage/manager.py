@@ -232,6 +232,15 @@ class LogManager:
         self.checkpoint()
         return True
 
+    def truncate_to(self, topic: str, partition: int, offset: int) -> None:
+        """Truncate a log (a follower diverged from its leader) and checkpoint its dir's
+        recovery points at once, as Kafka's LogManager.truncateTo does: recovery trusts
+        everything below the checkpointed recovery point without scanning it, so a stale
+        checkpoint must not outlive data that was cut and written again."""
+        key = (topic, partition)
+        self._logs[key].truncate_to(offset)
+        self._write_dir_checkpoints(self._log_dir_of[key])
+
     # ----- retention --------------------------------------------------------------------------
 
     def apply_retention(self, now_ms: int | None = None) -> int:

@@ -99,6 +99,7 @@ class LogSegment:
         self._indexes_existed = fs.exists(index_path) and fs.exists(time_index_path)
         self.offset_index = OffsetIndex(fs, index_path, base_offset, config.segment_index_bytes)
         self.time_index = TimeIndex(fs, time_index_path, base_offset, config.segment_index_bytes)
+        self.offset_index.on_corrupt = self.time_index.on_corrupt = self._rebuild_indexes
         self.created_ms = now_ms
         self.truncated_bytes = 0
         self._reset_state()
@@ -122,22 +123,28 @@ class LogSegment:
 
     @classmethod
     def open(cls, fs: FileSystem, directory: str, base_offset: int, config: LogConfig, now_ms: int, *,
-             recover: bool, on_batch: Callable[[BatchHeader], None] | None = None) -> LogSegment:
+             recover: bool, on_batch: Callable[[BatchHeader], None] | None = None,
+             recovery_point: int | None = None, lazy_indexes: bool = False) -> LogSegment:
         """Open an existing segment. With ``recover`` (or when its indexes are not sane) scan and
-        repair it, calling ``on_batch`` for each surviving batch."""
+        repair it, calling ``on_batch`` for each batch scanned; ``recovery_point`` lets the scan
+        start near that offset (see ``recover``). ``lazy_indexes`` reads a trusted segment's
+        index entries on first use rather than now (storage.index)."""
         segment = cls(fs, directory, base_offset, config, now_ms)
-        if recover or not segment._load_trusted():
+        if recover:
+            segment.recover(on_batch, recovery_point=recovery_point)
+        elif not segment._load_trusted(lazy_indexes):
             segment.recover(on_batch)
         return segment
 
     # ----- loading and recovery -------------------------------------------------------------
 
-    def _load_trusted(self) -> bool:
-        """Trust the indexes if both files exist, are sane, and the log's tail agrees with them."""
+    def _load_trusted(self, lazy_indexes: bool = False) -> bool:
+        """Trust the indexes if both files exist, are sane, and the log's tail agrees with them.
+        With ``lazy_indexes`` only their lengths and last entries are checked now."""
         file_bytes = self._file.size()
         if file_bytes and not self._indexes_existed:
             return False
-        if not (self.offset_index.load() and self.time_index.load()):
+        if not (self.offset_index.load(lazy=lazy_indexes) and self.time_index.load(lazy=lazy_indexes)):
             return False
         last = self.offset_index.last_entry()
         if last is not None and last[1] >= file_bytes:
@@ -151,14 +158,16 @@ class LogSegment:
     def _reload_tail(self) -> bool:
         """Recompute next offset and max timestamp from the last index entry to the end of the
         file; False when the batches there do not tile the file or disagree with the index."""
-        entry_offset, position = self.offset_index.lookup(2**63 - 1)
+        entry_offset, position = self.offset_index.last_entry() or (self.base_offset, 0)
         self.next_offset = self.base_offset
         self.max_timestamp_ms, self.offset_of_max_timestamp = NO_TIMESTAMP, -1
         time_last = self.time_index.last_entry()
         if time_last is not None:
             self.max_timestamp_ms, self.offset_of_max_timestamp = time_last
         end = position
-        for location in scan_batches(self._file, position, self.size_bytes, verify=False):
+        # Headers only: small reads, so a segment of 1 MiB batches costs a few KiB, not a batch.
+        for location in scan_batches(self._file, position, self.size_bytes, verify=False,
+                                     chunk_bytes=LOOKUP_CHUNK_BYTES):
             header = location.header
             if end == position and self.offset_index.last_entry() and header.last_offset != entry_offset:
                 return False
@@ -177,14 +186,23 @@ class LogSegment:
             except (CorruptRecordError, InvalidRecordError):
                 self.first_batch_timestamp_ms = None
 
-    def recover(self, on_batch: Callable[[BatchHeader], None] | None = None) -> int:
+    def recover(self, on_batch: Callable[[BatchHeader], None] | None = None, *,
+                recovery_point: int | None = None) -> int:
         """Keep the longest valid prefix, truncate the rest and rebuild the indexes.
-        Returns the number of bytes cut off."""
+        Returns the number of bytes cut off.
+
+        With a ``recovery_point`` (everything below it was fsynced, indexes included, and has
+        not changed since), the scan starts at the last indexed batch below it instead of at
+        the start of the file, so recovery reads the unflushed tail, not the whole segment
+        (see ``_resume_below``). ``on_batch`` then sees only the batches scanned."""
         file_bytes = self._file.size()
-        self._reset_state()
-        self.offset_index.reset()
-        self.time_index.reset()
-        for location in scan_batches(self._file, 0, file_bytes, verify=True, expected_offset=self.base_offset):
+        resumed = None if recovery_point is None else self._resume_below(recovery_point, file_bytes)
+        if resumed is None:
+            self._reset_state()
+            self.offset_index.reset()
+            self.time_index.reset()
+        start, expected_offset = resumed or (0, self.base_offset)
+        for location in scan_batches(self._file, start, file_bytes, verify=True, expected_offset=expected_offset):
             if location.header.last_offset - self.base_offset > INT_MAX:
                 break
             self._account_batch(location.position, location.header)
@@ -194,6 +212,57 @@ class LogSegment:
         if self.truncated_bytes:
             self._file.truncate(self.size_bytes)
         return self.truncated_bytes
+
+    def _resume_below(self, recovery_point: int, file_bytes: int) -> tuple[int, int] | None:
+        """Set the state as of the start of the last indexed batch wholly below the recovery
+        point and return (its position, its base offset), or None when the indexes cannot say.
+
+        Why this is safe: an index entry is written with its batch and fsynced with it, so the
+        entries of batches below the recovery point are on disk and agree with bytes that are
+        too. The batch at the entry is scanned again (and checked against the entry); what
+        follows it is verified as in a full recovery. The time index keeps only entries that
+        point before that batch: each names a batch below it and that batch's timestamp, the
+        running maximum up to there. Torn or garbage index entries can only follow the fsynced
+        ones, so the sane prefix of each index file is enough."""
+        if not (self._indexes_existed and self.offset_index.load(sane_prefix=True)
+                and self.time_index.load(sane_prefix=True)):
+            return None
+        self.offset_index.truncate_to(recovery_point)
+        last = self.offset_index.last_entry()
+        if last is None or last[1] + BATCH_HEADER_SIZE > file_bytes:
+            return None
+        last_offset, position = last
+        try:
+            header = read_header(self._file.pread(BATCH_HEADER_SIZE, position))
+        except (CorruptRecordError, InvalidRecordError):
+            return None
+        if header.last_offset != last_offset or header.base_offset < self.base_offset:
+            return None
+        self._reset_state()
+        # The batch's own entries go too; scanning it again adds them back the same way.
+        self.offset_index.truncate_to(header.base_offset)
+        self.time_index.truncate_to(header.base_offset)
+        self.size_bytes, self.next_offset = position, header.base_offset
+        time_last = self.time_index.last_entry()
+        if time_last is not None:
+            self.max_timestamp_ms, self.offset_of_max_timestamp = time_last
+        self._load_first_batch_timestamp()
+        # There was an entry at this batch, so the scan must make one there again.
+        self._bytes_since_index_entry = self.config.index_interval_bytes + 1
+        return position, header.base_offset
+
+    def _rebuild_indexes(self) -> None:
+        """Rebuild both indexes from the log, which was trusted (a lazily loaded index turned
+        out corrupt on first use); the log itself is left as it is."""
+        size_bytes, next_offset = self.size_bytes, self.next_offset
+        self._reset_state()
+        self.offset_index.reset()
+        self.time_index.reset()
+        for location in scan_batches(self._file, 0, size_bytes, verify=False):
+            self._account_batch(location.position, location.header)
+        assert (self.size_bytes, self.next_offset) == (size_bytes, next_offset), (
+            f"{self.path}: rebuilt indexes cover {self.size_bytes} bytes to offset {self.next_offset}, "
+            f"the segment {size_bytes} bytes to {next_offset}")
 
     # ----- appending --------------------------------------------------------------------------
 

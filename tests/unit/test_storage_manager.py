@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from protocol.records import RecordInput, build_batch
-from storage import LogConfig, LogManager, StorageError
+from storage import REAL_FILE_SYSTEM, LogConfig, LogManager, StorageError
 from storage.checkpoint import read_offsets
 
 CONFIG = LogConfig(segment_bytes=1024, index_interval_bytes=128)
@@ -143,4 +143,20 @@ def test_per_topic_configs_apply_on_load(log_dirs):
     special = LogConfig(segment_bytes=4096)
     manager.load_all({"t": special})
     assert manager.get("t", 0).config is special
+    manager.close()
+
+
+def test_truncation_checkpoints_the_lowered_recovery_point_at_once(log_dirs):
+    """Recovery trusts what lies below the checkpointed recovery point; after a truncation the
+    old checkpoint would cover data written again and never fsynced."""
+    manager = LogManager(log_dirs[:1], CONFIG)
+    log = manager.get_or_create("orders", 0)
+    for _ in range(10):
+        log.append(batch(), leader_epoch=0)
+    log.flush()
+    manager.checkpoint()
+    path = os.path.join(manager.log_dirs[0], "recovery-point-offset-checkpoint")
+    assert read_offsets(REAL_FILE_SYSTEM, path) == {("orders", 0): 20}
+    manager.truncate_to("orders", 0, 6)
+    assert log.log_end_offset == 6 and read_offsets(REAL_FILE_SYSTEM, path) == {("orders", 0): 6}
     manager.close()

@@ -6,9 +6,10 @@ import os
 
 import pytest
 
-from protocol.records import RecordInput, build_batch, iter_batches
+from protocol.records import BATCH_HEADER_SIZE, RecordInput, build_batch, iter_batches
 from storage import LogConfig, PartitionLog, StorageError
 from storage.index import OFFSET_ENTRY_BYTES
+from storage.sim_fs import SimFile, SimFileSystem
 
 CONFIG = LogConfig(segment_bytes=2048, index_interval_bytes=100)
 
@@ -126,11 +127,11 @@ def test_bad_indexes_are_rebuilt_and_agree_with_a_linear_scan(tmp_path, damage):
             file.write(damaged)
     log = reopen(directory, recovery_point=10_000, clean_shutdown=True)
     segment = log.segments[0]
+    positions = linear_positions(segment.path)
+    for offset, position in segment.offset_index.entries():  # an inactive segment's index loads now
+        assert positions[offset] == position
     with open(index_path, "rb") as file:
         assert file.read() == original, "the rebuilt index should equal the one written on append"
-    positions = linear_positions(segment.path)
-    for offset, position in segment.offset_index.entries():
-        assert positions[offset] == position
     for offset in range(segment.base_offset, segment.next_offset):
         location = segment.find_batch(offset)
         assert location.header.base_offset <= offset <= location.header.last_offset
@@ -187,4 +188,73 @@ def test_a_log_file_of_pure_garbage_opens_empty(tmp_path):
     (tmp_path / "00000000000000000000.log").write_bytes(os.urandom(5_000))
     log = reopen(str(tmp_path))
     assert (log.log_start_offset, log.log_end_offset) == (0, 0)
+    log.close()
+
+
+def segment_state(segment) -> dict:
+    return {"size_bytes": segment.size_bytes, "next_offset": segment.next_offset,
+            "max_timestamp_ms": segment.max_timestamp_ms, "offset_of_max_timestamp": segment.offset_of_max_timestamp,
+            "first_batch_timestamp_ms": segment.first_batch_timestamp_ms,
+            "offset_index": segment.offset_index.entries(), "time_index": segment.time_index.entries()}
+
+
+@pytest.mark.parametrize("profile", ["lose", "torn"])
+@pytest.mark.parametrize("flushed_batches", [1, 7, 25, 39])
+def test_recovery_scans_from_the_recovery_point_and_agrees_with_a_full_scan(monkeypatch, profile, flushed_batches):
+    """An unclean start reads the unflushed tail of the segment holding the recovery point, not
+    the whole segment, and ends in the state a scan from the start of the file would give."""
+    config = LogConfig(segment_bytes=1 << 20, index_interval_bytes=150)
+    fs = SimFileSystem(seed=flushed_batches)
+    fs.make_directory("/data/t-0")
+    log = PartitionLog.open("/data/t-0", config, fs)
+    timestamps = [1_000 + (index * 7919) % 500 for index in range(40)]  # rising and falling
+    for index, timestamp_ms in enumerate(timestamps):
+        log.append(batch(1 + index % 3, timestamp_ms), leader_epoch=1 + index // 10)
+        if index + 1 == flushed_batches:
+            log.flush()
+    recovery_point = log.recovery_point
+    fs.crash(profile)
+    log_reads: list[tuple[int, int]] = []  # (position, length) of every read of the .log file
+    original_pread = SimFile.pread
+
+    def recording_pread(file, length, position):
+        if file.path.endswith(".log"):
+            log_reads.append((position, length))
+        return original_pread(file, length, position)
+
+    monkeypatch.setattr(SimFile, "pread", recording_pread)
+    reopened = PartitionLog.open("/data/t-0", config, fs, recovery_point=recovery_point)
+    monkeypatch.undo()
+    segment = reopened.active_segment
+    assert reopened.log_end_offset >= recovery_point
+    partial = segment_state(segment)
+    segment.recover()
+    assert partial == segment_state(segment), "resuming at the recovery point must equal a full scan"
+    if flushed_batches > 7:
+        assert all(position > 0 or length <= BATCH_HEADER_SIZE for position, length in log_reads), (
+            f"recovery from offset {recovery_point} read the segment from its start: {log_reads}")
+
+
+def test_a_clean_start_reads_one_entry_of_each_inactive_index_and_the_rest_on_first_use(tmp_path, monkeypatch):
+    """Start-up must not grow with the number of index entries the log holds (Kafka's LazyIndex)."""
+    from storage.fs import RealFile
+
+    directory = str(tmp_path)
+    spans = build_log(directory)
+    index_reads: list[tuple[str, int]] = []
+    original_pread = RealFile.pread
+
+    def recording_pread(file, length, position):
+        if file.path.endswith((".index", ".timeindex")):
+            index_reads.append((os.path.basename(file.path), length))
+        return original_pread(file, length, position)
+
+    monkeypatch.setattr(RealFile, "pread", recording_pread)
+    log = reopen(directory, recovery_point=10_000, clean_shutdown=True)
+    inactive = {os.path.basename(path) for segment in log.segments[:-1]
+                for path in (segment.offset_index.path, segment.time_index.path)}
+    assert len(log.segments) > 2 and inactive
+    assert all(length <= 12 for name, length in index_reads if name in inactive), index_reads
+    assert all_spans(log) == spans, "lookups load the entries they need"
+    assert any(length > 12 for name, length in index_reads if name in inactive)
     log.close()
