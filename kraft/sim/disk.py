@@ -100,6 +100,15 @@ class SimDisk:
         return lost
 
     def load(self) -> tuple[ElectionState | None, RaftLog]:
+        """The election state and log as a restarting node reads them. Recovery finishes
+        what a crash interrupted: when the latest snapshot was durable but cutting the log
+        to it was not, the log is cut (and, if it disagrees, emptied) here, durably, as
+        the log the core restores from says it should be."""
         assert not self.unsynced, "load after a crash or a clean stop only"
         image = self.durable
-        return image.election_state, RaftLog.restore(image.latest_snapshot(), list(image.entries))
+        log = RaftLog.restore(image.latest_snapshot(), list(image.entries))
+        if (log.start_offset, log.end_offset) != (image.log_start_offset, image.log_end_offset):
+            self.unsynced = [("start", log.start_offset), ("truncate", log.end_offset)]
+            self.fsync()
+            assert (image.log_start_offset, image.log_end_offset) == (log.start_offset, log.end_offset)
+        return image.election_state, log
