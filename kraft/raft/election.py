@@ -91,7 +91,14 @@ class ElectionMixin:
 
     def _on_vote_response(self, message: Message) -> None:
         response: VoteResponse = message.body
-        if response.leader_epoch >= self.epoch:
+        role = self.role
+        # A voter that grants our pre-vote while still naming the leader we gave up on
+        # agrees that leader is gone: following it again would drop that grant and loop
+        # pre-vote -> follower for as long as the leader stays away. A refusal naming a
+        # leader means the leader is alive for that voter: go back to following it.
+        same_lost_leader = (isinstance(role, Prospective) and response.vote_granted
+                            and response.leader_epoch == self.epoch and response.leader_id == role.leader_id)
+        if response.leader_epoch >= self.epoch and not same_lost_leader:
             self._observe_epoch(response.leader_epoch, response.leader_id)
         role = self.role
         expected = self.vote_requests.get(message.source)

@@ -233,3 +233,20 @@ def test_the_core_modules_import_nothing_that_does_io():
 def _progress():
     from kraft.raft.roles import ReplicaProgress
     return ReplicaProgress()
+
+
+def test_a_granted_pre_vote_naming_the_lost_leader_still_counts():
+    """Found on real processes: both followers of a killed leader kept answering each
+    other's pre-votes with 'granted, leader 1, epoch 1'; taking that as news of the leader
+    dropped the grant and sent the prospective back to following a dead leader, forever."""
+    leader, follower, other = core(1), core(2), core(3)
+    elect(leader, follower, other)
+    fetch_round(leader, follower)
+    follower.tick(follower.now_ms + CONFIG.fetch_timeout_ms + 1)
+    assert isinstance(follower.role, Prospective)
+    requests = [msg for msg in follower.ready().messages
+                if isinstance(msg.body, m.VoteRequest) and msg.destination == 3]
+    assert requests and requests[0].body.pre_vote
+    grant = m.VoteResponse(m.Error.NONE, leader_id=1, leader_epoch=follower.epoch, vote_granted=True, pre_vote=True)
+    follower.step(m.Message(3, 2, requests[0].correlation_id, grant))
+    assert isinstance(follower.role, Candidate), f"expected the pre-vote won, got {follower.role}"
