@@ -84,6 +84,9 @@ class Node:
         config = self.config
         cluster_id = check_formatted(sorted(set(config.log_dirs) | {config.metadata_log_dir}),
                                      self.node_id)
+        if len(config.voters) > 1:
+            await self._run_quorum_member(cluster_id, task_status)
+            return
         _single_voter(config)
         raft = SingleVoterRaft(config.metadata_log_dir, self.node_id, config["metadata.log.segment.bytes"])
         publisher = MetadataPublisher()
@@ -97,6 +100,23 @@ class Node:
                 logger.info("[node %d] shutting down: flushing logs and writing checkpoints", self.node_id)
                 await trio.to_thread.run_sync(logs.close)
                 raft.close()
+                logger.info("[node %d] shut down cleanly", self.node_id)
+
+    async def _run_quorum_member(self, cluster_id: str, task_status) -> None:
+        from .cluster_node import QuorumMember
+
+        logs = LogManager(list(self.config.log_dirs), LogConfig())
+        try:
+            member = QuorumMember(self, cluster_id, logs)
+        except ValueError as error:
+            logs.close()
+            raise NodeStartError(str(error)) from None
+        try:
+            await member.run(task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                logger.info("[node %d] shutting down: flushing logs and writing checkpoints", self.node_id)
+                await trio.to_thread.run_sync(logs.close)
                 logger.info("[node %d] shut down cleanly", self.node_id)
 
     async def _serve(self, config, cluster_id, raft, publisher, logs, task_status) -> None:

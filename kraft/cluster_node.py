@@ -1,0 +1,297 @@
+"""A combined broker+controller node in a quorum of several voters.
+
+Start-up order:
+1. the Raft driver opens ``__cluster_metadata-0`` and joins the quorum over the
+   controller listener; committed entries are applied to the image as the high
+   watermark reaches them (on every node alike, through the driver's commit callback);
+2. the node whose driver leads the quorum is the active controller: it first catches up
+   with everything committed, writes the bootstrap features into an empty log, gives
+   every broker a fresh session and fences those whose heartbeats stop;
+3. the broker half registers with the active controller and heartbeats every
+   ``broker.heartbeat.interval.ms``; it is unfenced once its image has caught up;
+4. admin requests that reach a broker whose controller is not active are forwarded to
+   the active controller (``kraft.controller_channel``).
+Split roles (controller-only, broker-only nodes) are not served yet and are refused at
+start with a clear message.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import random
+import uuid
+from typing import Any
+
+import trio
+from kio.schema.errors import ErrorCode
+
+from .broker import Broker, ReplicaManager
+from .controller import NewTopic, TopicResult
+from .controller_channel import ControllerChannel, ForwardingFailed
+from .group import GroupCoordinator
+from .meta_properties import read_bootstrap, read_meta_properties
+from .metadata import FeatureLevelRecord
+from .network import Listener
+from .quorum_controller import ActiveController, MetadataPublisher, QuorumLog
+from .quorum_info import Endpoint, QuorumInfo, ReplicaInfo, wall_clock_ms
+from .raft import METADATA_PARTITION, DiskRaftLog, NotLeaderError, RaftConfig, RaftWire
+from .raft.driver import AppendLostError, RaftDriver
+from .raft.net import RAFT_API_KEYS, RaftNetwork
+
+logger = logging.getLogger(__name__)
+DUTY_INTERVAL_S = 0.5
+CATCH_UP_WAIT_S = 60
+
+
+def _directory_uuid(text: str | None) -> uuid.UUID | None:
+    if not text:
+        return None
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=="))
+    except ValueError:
+        return None
+
+
+class ControllerFacade:
+    """What the broker half calls: the local active controller, or the remote one."""
+
+    def __init__(self, local: ActiveController, channel: ControllerChannel) -> None:
+        self._local = local
+        self._channel = channel
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._local, name)
+
+    async def create_topics(self, topics: list[NewTopic], validate_only: bool) -> list[TopicResult]:
+        if self._channel.is_active():
+            return await self._local.create_topics(topics, validate_only)
+        from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
+        import datetime
+
+        request = CreateTopicsRequest(topics=tuple(CreatableTopic(
+            name=t.name, num_partitions=t.num_partitions, replication_factor=t.replication_factor,
+            assignments=(), configs=tuple(CreatableTopicConfig(name=k, value=v) for k, v in t.configs.items()))
+            for t in topics), timeout=datetime.timedelta(seconds=30), validate_only=validate_only)
+        try:
+            response = await self._channel.request(request)
+        except ForwardingFailed as error:
+            return [TopicResult(t.name, ErrorCode.not_controller, str(error)) for t in topics]
+        return [TopicResult(r.name, r.error_code, r.error_message, str(r.topic_id), r.num_partitions,
+                            r.replication_factor) for r in response.topics]
+
+
+class DriverQuorum:
+    """``QuorumSource`` for DescribeQuorum from the Raft driver's leader state."""
+
+    def __init__(self, driver: RaftDriver, directory_ids: dict[int, str | None],
+                 endpoints: dict[int, tuple[Endpoint, ...]]) -> None:
+        self._driver = driver
+        self._directory_ids = directory_ids
+        self._endpoints = endpoints
+
+    def describe_quorum(self) -> QuorumInfo | None:
+        core = self._driver.core
+        if core is None or not self._driver.is_leader:
+            return None
+        now_ms = wall_clock_ms()
+        started_ms = now_ms - self._driver._now_ms()
+        replicas = getattr(core.quorum.state, "replicas", {})
+        voters = []
+        for voter in sorted(self._driver.voters):
+            progress = replicas.get(voter)
+            if voter == self._driver.local_id:
+                voters.append(ReplicaInfo(voter, self._directory_ids.get(voter), core.log.end_offset, now_ms, now_ms))
+            elif progress is not None:
+                voters.append(ReplicaInfo(
+                    voter, self._directory_ids.get(voter), progress.end_offset,
+                    -1 if progress.last_fetch_ms is None else started_ms + progress.last_fetch_ms,
+                    -1 if progress.last_caught_up_ms is None else started_ms + progress.last_caught_up_ms))
+            else:
+                voters.append(ReplicaInfo(voter, self._directory_ids.get(voter), -1))
+        return QuorumInfo(self._driver.local_id, self._driver.epoch, self._driver.high_watermark,
+                          tuple(voters), endpoints=tuple(self._endpoints.items()))
+
+
+def check_roles(config) -> dict[int, tuple[str, int]]:
+    voters = {v.node_id: (v.host, v.port) for v in config.voters}
+    if set(config.roles) != {"broker", "controller"}:
+        raise ValueError("split roles (controller-only or broker-only nodes) are not served yet;"
+                         " set process.roles=broker,controller")
+    if config.node_id not in voters:
+        raise ValueError(f"node {config.node_id} is not among controller.quorum.voters {sorted(voters)}")
+    return voters
+
+
+def raft_config(config) -> RaftConfig:
+    return RaftConfig(
+        election_timeout_ms=config["controller.quorum.election.timeout.ms"],
+        fetch_timeout_ms=config["controller.quorum.fetch.timeout.ms"],
+        election_backoff_max_ms=config["controller.quorum.election.backoff.max.ms"],
+        request_timeout_ms=config["controller.quorum.request.timeout.ms"])
+
+
+class QuorumMember:
+    """Runs one combined node of a multi-voter cluster; ``node`` is the kraft.node.Node."""
+
+    def __init__(self, node: Any, cluster_id: str, logs: Any) -> None:
+        self.node = node
+        self.config = node.config
+        self.node_id = node.node_id
+        self.cluster_id = cluster_id
+        self.logs = logs
+        self.voters = check_roles(self.config)
+        self.publisher = MetadataPublisher()
+
+    def _driver(self) -> RaftDriver:
+        config = self.config
+        meta = read_meta_properties(config.metadata_log_dir)
+        wire = RaftWire(local_id=self.node_id, cluster_id=self.cluster_id,
+                        directory_id=_directory_uuid(meta.directory_id if meta else None))
+        self.network = RaftNetwork(self.node_id, self.voters, wire,
+                                   request_timeout_ms=config["controller.quorum.request.timeout.ms"])
+        disk = DiskRaftLog.open(os.path.join(config.metadata_log_dir, METADATA_PARTITION))
+        driver = RaftDriver(self.node_id, set(self.voters), disk, self.network, config=raft_config(config),
+                            rng=random.Random(), on_commit=self.publisher.apply_entries,
+                            on_load_snapshot=self._refuse_snapshot)
+        self.network.attach(driver)
+        self._disk = disk
+        return driver
+
+    def _refuse_snapshot(self, snapshot: Any) -> None:
+        raise RuntimeError(f"[node {self.node_id}] metadata snapshots are not loaded yet: {snapshot}")
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        config, node = self.config, self.node
+        driver = self.driver = self._driver()
+        controller = ActiveController(config, QuorumLog(driver, self.publisher), self.publisher)
+        channel = ControllerChannel(self.node_id, lambda: driver.is_leader, lambda: driver.leader_id, self.voters)
+        facade = ControllerFacade(controller, channel)
+        await trio.to_thread.run_sync(self.logs.load_all)
+        replicas = ReplicaManager(self.node_id, config, self.logs)
+        broker = Broker(self.node_id, self.cluster_id, config, replicas, facade, lambda: self.publisher.image)
+        broker.forwarder = channel
+        controller_names = set(config.controller_listener_names)
+
+        async def controller_dispatch(frame: bytes, info) -> bytes:
+            if len(frame) >= 2 and int.from_bytes(frame[:2], "big", signed=True) in RAFT_API_KEYS:
+                return await self.network.handle_frame(frame)
+            return await broker.dispatch(frame, info)
+
+        try:
+            async with trio.open_nursery() as nursery:
+                for listener_config in config.listeners:
+                    dispatch = controller_dispatch if listener_config.name in controller_names else broker.dispatch
+                    listener = Listener(self.node_id, listener_config.name, listener_config.host,
+                                        listener_config.port, dispatch, config["socket.request.max.bytes"])
+                    node.bound[listener_config.name] = await nursery.start(listener.run)
+                    node.listeners.append(listener)
+                await nursery.start(self.network.run)
+                await nursery.start(driver.run)
+                broker.quorum = DriverQuorum(driver, {self.node_id: None}, {
+                    voter: (Endpoint("CONTROLLER", host, port),) for voter, (host, port) in self.voters.items()})
+                self.publisher.subscribe(replicas.apply_image)
+                groups = GroupCoordinator(self.node_id, config, replicas, facade, lambda: self.publisher.image)
+                broker.groups = groups
+                self.publisher.subscribe(groups.on_image)
+                await nursery.start(groups.run)
+                nursery.start_soon(self._controller_duties, driver, controller)
+                nursery.start_soon(node._checkpoint_loop, self.logs)
+                nursery.start_soon(node._retention_loop, self.logs)
+                registered = trio.Event()
+                nursery.start_soon(self._broker_heartbeats, controller, channel, registered)
+                with trio.move_on_after(CATCH_UP_WAIT_S):
+                    await registered.wait()
+                if not registered.is_set():
+                    logger.warning("[node %d] not registered with an active controller after %d s; serving anyway",
+                                   self.node_id, CATCH_UP_WAIT_S)
+                logger.info("[node %d] Kafka Server started (kraft node %d, cluster %s, quorum of %d voters)",
+                            self.node_id, self.node_id, self.cluster_id, len(self.voters))
+                node.started.set()
+                task_status.started(node)
+        finally:
+            self._disk.close() if hasattr(self._disk, "close") else None
+
+    async def _controller_duties(self, driver: RaftDriver, controller: ActiveController) -> None:
+        """On the active controller: catch up, bootstrap an empty log, fence silent brokers."""
+        was_leader = False
+        while True:
+            await trio.sleep(DUTY_INTERVAL_S)
+            core = driver.core
+            if core is not None and logger.isEnabledFor(logging.DEBUG):
+                logger.debug("[node %d] raft role %s epoch %d leader %s high watermark %d",
+                             self.node_id, type(core.role).__name__, core.epoch, core.leader_id,
+                             core.high_watermark)
+            if not driver.is_leader:
+                was_leader = False
+                continue
+            try:
+                if not was_leader:
+                    await self.publisher.wait_applied(driver.high_watermark - 1)
+                    controller.reset_broker_sessions(self.config["broker.session.timeout.ms"])
+                    if "metadata.version" not in self.publisher.image.features:
+                        features = read_bootstrap(self.config.metadata_log_dir)
+                        await controller.write_bootstrap(
+                            [FeatureLevelRecord(name, level) for name, level in sorted(features.items())])
+                    was_leader = True
+                    logger.info("[node %d] active controller in epoch %d", self.node_id, driver.epoch)
+                await controller.fence_expired_brokers()
+            except (NotLeaderError, AppendLostError) as error:
+                logger.info("[node %d] lost the controller role: %s", self.node_id, error)
+                was_leader = False
+
+    async def _broker_heartbeats(self, controller: ActiveController, channel: ControllerChannel,
+                                 registered: trio.Event) -> None:
+        interval_s = self.config["broker.heartbeat.interval.ms"] / 1000
+        incarnation = uuid.uuid4()
+        epoch = None
+        while True:
+            try:
+                if epoch is None:
+                    epoch = await self._register(controller, channel, incarnation)
+                if epoch is not None:
+                    error, fenced = await self._heartbeat(controller, channel, epoch)
+                    if error in (ErrorCode.stale_broker_epoch, ErrorCode.broker_id_not_registered):
+                        epoch = None
+                    elif error == ErrorCode.none and not fenced:
+                        registered.set()
+            except (ForwardingFailed, NotLeaderError, AppendLostError) as error:
+                logger.info("[node %d] broker heartbeat: %s", self.node_id, error)
+            await trio.sleep(interval_s if epoch is not None else 0.2)
+
+    def _endpoints(self) -> list[tuple[str, str, int, str]]:
+        names = set(self.config.controller_listener_names)
+        return [e for e in self.node._advertised() if e[0] not in names]
+
+    async def _register(self, controller: ActiveController, channel: ControllerChannel,
+                        incarnation: uuid.UUID) -> int | None:
+        if channel.is_active():
+            error, epoch = await controller.register(self.node_id, str(incarnation), self._endpoints(),
+                                                     self.config.get("broker.rack"))
+        else:
+            from kio.schema.broker_registration.v4.request import BrokerRegistrationRequest, Feature, Listener as Endpoint_
+
+            request = BrokerRegistrationRequest(
+                broker_id=self.node_id, cluster_id=self.cluster_id, incarnation_id=incarnation,
+                listeners=tuple(Endpoint_(name=n, host=h, port=p, security_protocol=0) for n, h, p, _ in self._endpoints()),
+                features=(Feature(name="metadata.version", min_supported_version=1, max_supported_version=25),),
+                rack=self.config.get("broker.rack"), is_migrating_zk_broker=False, log_dirs=(), previous_broker_epoch=-1)
+            response = await channel.request(request)
+            error, epoch = response.error_code, response.broker_epoch
+        if error != ErrorCode.none:
+            logger.info("[node %d] broker registration refused: %s", self.node_id, ErrorCode(error).name)
+            return None
+        return epoch
+
+    async def _heartbeat(self, controller: ActiveController, channel: ControllerChannel, epoch: int) -> tuple:
+        offset = self.publisher.applied_offset
+        if channel.is_active():
+            answer = await controller.heartbeat(self.node_id, epoch, offset, False, False)
+            return answer.error_code, answer.is_fenced
+        from kio.schema.broker_heartbeat.v1.request import BrokerHeartbeatRequest
+
+        response = await channel.request(BrokerHeartbeatRequest(
+            broker_id=self.node_id, broker_epoch=epoch, current_metadata_offset=offset, want_fence=False,
+            want_shut_down=False, offline_log_dirs=()))
+        return response.error_code, response.is_fenced
