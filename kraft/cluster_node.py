@@ -96,8 +96,8 @@ class DriverQuorum:
         if core is None or not self._driver.is_leader:
             return None
         now_ms = wall_clock_ms()
-        started_ms = now_ms - self._driver._now_ms()
-        replicas = getattr(core.quorum.state, "replicas", {})
+        started_ms = now_ms - core.now_ms  # the core counts milliseconds from the driver's start
+        replicas = getattr(core.role, "replicas", {})
         voters = []
         for voter in sorted(self._driver.voters):
             progress = replicas.get(voter)

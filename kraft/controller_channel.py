@@ -3,7 +3,7 @@
 Rules:
 - When this node's controller is the active one, calls go straight to it.
 - Otherwise a client's admin request (CreateTopics, DeleteTopics, CreatePartitions,
-  AlterConfigs, IncrementalAlterConfigs, InitProducerId) is forwarded as the same bytes to
+  AlterConfigs, IncrementalAlterConfigs, InitProducerId, DescribeQuorum) is forwarded as the same bytes to
   the active controller's controller listener, and its answer is relayed back: only the
   correlation id is rewritten. A forwarded request is never forwarded again: a controller
   that lost the leadership meanwhile closes the connection and the forwarder retries.
@@ -25,7 +25,7 @@ import trio
 from protocol.framing import SIZE_PREFIX, FrameBuffer, RemoteProtocolError
 
 logger = logging.getLogger(__name__)
-FORWARDED_API_KEYS = frozenset({19, 20, 37, 33, 44, 22})
+FORWARDED_API_KEYS = frozenset({19, 20, 37, 33, 44, 22, 55})  # 55: DescribeQuorum, as Kafka
 FORWARD_ATTEMPTS_MAX = 12
 FORWARD_BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8)
 RECEIVE_BYTES_MAX = 1 << 20
