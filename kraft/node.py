@@ -37,6 +37,7 @@ from .raft import MetadataLogError, SingleVoterRaft
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_INTERVAL_S_MIN = 1.0
+SHUTDOWN_HANDOVER_S = 3.0
 
 
 class NodeStartError(Exception):
@@ -63,6 +64,7 @@ class Node:
         self.listeners: list[Listener] = []
         self.bound: dict[str, Any] = {}
         self.started = trio.Event()
+        self._member = None  # the QuorumMember of a multi-voter cluster
 
     def _advertised(self) -> list[tuple[str, str, int, str]]:
         advertised = {}
@@ -102,12 +104,19 @@ class Node:
                 raft.close()
                 logger.info("[node %d] shut down cleanly", self.node_id)
 
+    async def prepare_shutdown(self) -> None:
+        """Before the tasks are cancelled: hand over the controller role and the broker's
+        partitions (controlled shutdown), bounded by ``SHUTDOWN_HANDOVER_S``."""
+        if self._member is not None:
+            with trio.move_on_after(SHUTDOWN_HANDOVER_S):
+                await self._member.prepare_shutdown()
+
     async def _run_quorum_member(self, cluster_id: str, task_status) -> None:
         from .cluster_node import QuorumMember
 
         logs = LogManager(list(self.config.log_dirs), LogConfig())
         try:
-            member = QuorumMember(self, cluster_id, logs)
+            member = self._member = QuorumMember(self, cluster_id, logs)
         except ValueError as error:
             logs.close()
             raise NodeStartError(str(error)) from None

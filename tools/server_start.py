@@ -58,6 +58,7 @@ async def serve(config) -> None:
             async for received in signals:
                 logging.getLogger("kraft.node").info(
                     "[node %d] received %s, shutting down", config.node_id, signal.Signals(received).name)
+                await node.prepare_shutdown()
                 nursery.cancel_scope.cancel()
                 break
 
