@@ -1,4 +1,6 @@
-"""A combined broker+controller node in a quorum of several voters.
+"""A node of a cluster whose quorum has several voters: combined broker+controller,
+controller-only (a voter with no broker half) or broker-only (an observer of the
+metadata log that fetches it from the leader).
 
 Start-up order:
 1. the Raft driver opens ``__cluster_metadata-0`` and joins the quorum over the
@@ -11,8 +13,8 @@ Start-up order:
    ``broker.heartbeat.interval.ms``; it is unfenced once its image has caught up;
 4. admin requests that reach a broker whose controller is not active are forwarded to
    the active controller (``kraft.controller_channel``).
-Split roles (controller-only, broker-only nodes) are not served yet and are refused at
-start with a clear message.
+A controller-only node has no client listener; a broker-only node has no controller
+listener and reaches the controllers through ``controller.quorum.voters``.
 """
 
 from __future__ import annotations
@@ -110,17 +112,24 @@ class DriverQuorum:
                     -1 if progress.last_caught_up_ms is None else started_ms + progress.last_caught_up_ms))
             else:
                 voters.append(ReplicaInfo(voter, self._directory_ids.get(voter), -1))
+        observers = tuple(
+            ReplicaInfo(node_id, None, progress.end_offset,
+                        -1 if progress.last_fetch_ms is None else started_ms + progress.last_fetch_ms,
+                        -1 if progress.last_caught_up_ms is None else started_ms + progress.last_caught_up_ms)
+            for node_id, progress in sorted(replicas.items()) if node_id not in self._driver.voters)
         return QuorumInfo(self._driver.local_id, self._driver.epoch, self._driver.high_watermark,
-                          tuple(voters), endpoints=tuple(self._endpoints.items()))
+                          tuple(voters), observers, endpoints=tuple(self._endpoints.items()))
 
 
 def check_roles(config) -> dict[int, tuple[str, int]]:
+    """Voters must include every controller; a broker-only node is an observer."""
     voters = {v.node_id: (v.host, v.port) for v in config.voters}
-    if set(config.roles) != {"broker", "controller"}:
-        raise ValueError("split roles (controller-only or broker-only nodes) are not served yet;"
-                         " set process.roles=broker,controller")
-    if config.node_id not in voters:
-        raise ValueError(f"node {config.node_id} is not among controller.quorum.voters {sorted(voters)}")
+    is_voter = config.node_id in voters
+    if "controller" in config.roles and not is_voter:
+        raise ValueError(f"node {config.node_id} has the controller role but is not among"
+                         f" controller.quorum.voters {sorted(voters)}")
+    if "controller" not in config.roles and is_voter:
+        raise ValueError(f"node {config.node_id} is in controller.quorum.voters but has no controller role")
     return voters
 
 
@@ -170,8 +179,10 @@ class QuorumMember:
         controller = ActiveController(config, QuorumLog(driver, self.publisher), self.publisher)
         channel = ControllerChannel(self.node_id, lambda: driver.is_leader, lambda: driver.leader_id, self.voters)
         facade = ControllerFacade(controller, channel)
-        await trio.to_thread.run_sync(self.logs.load_all)
-        replicas = ReplicaManager(self.node_id, config, self.logs)
+        is_broker = "broker" in config.roles
+        if is_broker:
+            await trio.to_thread.run_sync(self.logs.load_all)
+        replicas = ReplicaManager(self.node_id, config, self.logs) if is_broker else None
         broker = Broker(self.node_id, self.cluster_id, config, replicas, facade, lambda: self.publisher.image)
         broker.forwarder = channel
         controller_names = set(config.controller_listener_names)
@@ -193,27 +204,37 @@ class QuorumMember:
                 await nursery.start(driver.run)
                 broker.quorum = DriverQuorum(driver, {self.node_id: None}, {
                     voter: (Endpoint("CONTROLLER", host, port),) for voter, (host, port) in self.voters.items()})
-                self.publisher.subscribe(replicas.apply_image)
-                groups = GroupCoordinator(self.node_id, config, replicas, facade, lambda: self.publisher.image)
-                broker.groups = groups
-                self.publisher.subscribe(groups.on_image)
-                await nursery.start(groups.run)
-                nursery.start_soon(self._controller_duties, driver, controller)
-                nursery.start_soon(node._checkpoint_loop, self.logs)
-                nursery.start_soon(node._retention_loop, self.logs)
-                registered = trio.Event()
-                nursery.start_soon(self._broker_heartbeats, controller, channel, registered)
-                with trio.move_on_after(CATCH_UP_WAIT_S):
-                    await registered.wait()
-                if not registered.is_set():
-                    logger.warning("[node %d] not registered with an active controller after %d s; serving anyway",
-                                   self.node_id, CATCH_UP_WAIT_S)
-                logger.info("[node %d] Kafka Server started (kraft node %d, cluster %s, quorum of %d voters)",
-                            self.node_id, self.node_id, self.cluster_id, len(self.voters))
+                if "controller" in config.roles:
+                    nursery.start_soon(self._controller_duties, driver, controller)
+                if is_broker:
+                    await self._start_broker(nursery, broker, replicas, facade, controller, channel)
+                logger.info("[node %d] Kafka Server started (kraft node %d, cluster %s, roles %s, quorum of %d"
+                            " voters)", self.node_id, self.node_id, self.cluster_id, ",".join(config.roles),
+                            len(self.voters))
                 node.started.set()
                 task_status.started(node)
         finally:
             self._disk.close() if hasattr(self._disk, "close") else None
+
+    async def _start_broker(self, nursery: trio.Nursery, broker: Broker, replicas: ReplicaManager,
+                            facade: ControllerFacade, controller: ActiveController,
+                            channel: ControllerChannel) -> None:
+        """The broker half: partitions and groups from the image, registration, heartbeats."""
+        config, node = self.config, self.node
+        self.publisher.subscribe(replicas.apply_image)
+        groups = GroupCoordinator(self.node_id, config, replicas, facade, lambda: self.publisher.image)
+        broker.groups = groups
+        self.publisher.subscribe(groups.on_image)
+        await nursery.start(groups.run)
+        nursery.start_soon(node._checkpoint_loop, self.logs)
+        nursery.start_soon(node._retention_loop, self.logs)
+        registered = trio.Event()
+        nursery.start_soon(self._broker_heartbeats, controller, channel, registered)
+        with trio.move_on_after(CATCH_UP_WAIT_S):
+            await registered.wait()
+        if not registered.is_set():
+            logger.warning("[node %d] not registered with an active controller after %d s; serving anyway",
+                           self.node_id, CATCH_UP_WAIT_S)
 
     async def prepare_shutdown(self) -> None:
         """Controlled shutdown: the broker asks to be fenced (its partitions move to other
