@@ -35,6 +35,7 @@ from .controller_channel import ControllerChannel, ForwardingFailed
 from .group import GroupCoordinator
 from .meta_properties import read_bootstrap, read_meta_properties
 from .metadata import FeatureLevelRecord
+from .metadata.snapshot import decode_snapshot, encode_snapshot
 from .network import Listener
 from .quorum_controller import ActiveController, MetadataPublisher, QuorumLog
 from .quorum_info import Endpoint, QuorumInfo, ReplicaInfo, wall_clock_ms
@@ -45,6 +46,7 @@ from .raft.net import RAFT_API_KEYS, RaftNetwork
 logger = logging.getLogger(__name__)
 DUTY_INTERVAL_S = 0.5
 CATCH_UP_WAIT_S = 60
+SNAPSHOT_CHECK_INTERVAL_S = 1.0
 
 
 def _directory_uuid(text: str | None) -> uuid.UUID | None:
@@ -165,13 +167,35 @@ class QuorumMember:
         disk = DiskRaftLog.open(os.path.join(config.metadata_log_dir, METADATA_PARTITION))
         driver = RaftDriver(self.node_id, set(self.voters), disk, self.network, config=raft_config(config),
                             rng=random.Random(), on_commit=self.publisher.apply_entries,
-                            on_load_snapshot=self._refuse_snapshot)
+                            on_load_snapshot=self._load_snapshot)
         self.network.attach(driver)
         self._disk = disk
         return driver
 
-    def _refuse_snapshot(self, snapshot: Any) -> None:
-        raise RuntimeError(f"[node {self.node_id}] metadata snapshots are not loaded yet: {snapshot}")
+    def _load_snapshot(self, snapshot: Any) -> None:
+        last_offset = snapshot.snapshot_id.end_offset - 1
+        self.publisher.load_snapshot(decode_snapshot(snapshot.data, last_offset), last_offset)
+        logger.info("[node %d] loaded the metadata snapshot %s", self.node_id, snapshot.snapshot_id)
+
+    async def _take_snapshots(self, driver: RaftDriver) -> None:
+        """Snapshot the image after ``metadata.log.max.record.bytes.between.snapshots`` of
+        new records, or ``metadata.log.max.snapshot.interval.ms`` after the last one, so the
+        metadata log is cut and lagging replicas catch up from the snapshot (KIP-630)."""
+        bytes_max = self.config["metadata.log.max.record.bytes.between.snapshots"]
+        interval_s = self.config["metadata.log.max.snapshot.interval.ms"] / 1000
+        last_snapshot_s = trio.current_time()
+        while True:
+            await trio.sleep(SNAPSHOT_CHECK_INTERVAL_S)
+            publisher = self.publisher
+            pending = publisher.bytes_since_snapshot
+            timed_out = interval_s > 0 and trio.current_time() - last_snapshot_s >= interval_s
+            if publisher.applied_offset < 0 or pending == 0 or (pending < bytes_max and not timed_out):
+                continue
+            end_offset = publisher.applied_offset + 1
+            await driver.snapshot(end_offset, encode_snapshot(publisher.image))
+            publisher.bytes_since_snapshot = 0
+            last_snapshot_s = trio.current_time()
+            logger.info("[node %d] metadata snapshot requested at offset %d", self.node_id, end_offset)
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         config, node = self.config, self.node
@@ -204,6 +228,7 @@ class QuorumMember:
                 await nursery.start(driver.run)
                 broker.quorum = DriverQuorum(driver, {self.node_id: None}, {
                     voter: (Endpoint("CONTROLLER", host, port),) for voter, (host, port) in self.voters.items()})
+                nursery.start_soon(self._take_snapshots, driver)
                 if "controller" in config.roles:
                     nursery.start_soon(self._controller_duties, driver, controller)
                 if is_broker:

@@ -35,6 +35,7 @@ class MetadataPublisher:
     def __init__(self) -> None:
         self.image = MetadataImage()
         self.applied_offset = -1
+        self.bytes_since_snapshot = 0
         self._listeners: list[Callable[[MetadataImage], None]] = []
         self._applied = trio.Event()
 
@@ -58,6 +59,7 @@ class MetadataPublisher:
             return
         records = []
         for entry in entries:
+            self.bytes_since_snapshot += len(entry.payload)
             if entry.control:
                 continue
             try:
@@ -66,6 +68,16 @@ class MetadataPublisher:
                 logger.exception("metadata entry at offset %d is unreadable", entry.offset)
                 raise
         self.publish(records, entries[-1].offset)
+
+    def load_snapshot(self, image: MetadataImage, last_offset: int) -> None:
+        """Replace the image by a snapshot's (the Raft driver's snapshot callback)."""
+        self.image = image
+        for listener in self._listeners:
+            listener(self.image)
+        self.applied_offset = max(self.applied_offset, last_offset)
+        self.bytes_since_snapshot = 0
+        self._applied.set()
+        self._applied = trio.Event()
 
     async def wait_applied(self, offset: int) -> None:
         while self.applied_offset < offset:

@@ -140,6 +140,11 @@ class RaftDriver:
             raise pending.error
         return pending.offset
 
+    async def snapshot(self, end_offset: int, data: bytes) -> None:
+        """Make ``data`` (the state after every entry below ``end_offset``, which must be
+        committed and applied here) the latest snapshot and cut the log before it."""
+        await self._inbox_send.send(("snapshot", (end_offset, data)))
+
     async def resign(self) -> None:
         """Graceful shutdown of a leader: EndQuorumEpoch goes out; stop ``run`` after."""
         await self._inbox_send.send(("resign", None))
@@ -203,6 +208,10 @@ class RaftDriver:
             self._appends[value.offset] = value
         elif kind == "resign":
             core.resign()
+        elif kind == "snapshot":
+            end_offset, data = value
+            if core.log.start_offset < end_offset <= min(core.high_watermark, core.applied_offset):
+                core.create_snapshot(end_offset, data)
         else:
             raise AssertionError(f"unknown inbox item {kind}")
 
