@@ -1,0 +1,295 @@
+"""Controller failover of three kraft nodes: from kill -9 of the active controller to the next write.
+
+The figure is the time from killing the active controller to the first successful metadata write
+(CreateTopics) through the new one.
+
+    python -m benchmarks.failover [--rounds N] [--json PATH]
+
+Three combined (broker + controller) nodes with a static quorum run with Kafka's default
+timeouts, stated explicitly so the figures do not move if kraft's defaults do. Each round:
+
+  1. find the active controller (DescribeQuorum through the brokers);
+  2. baseline: one CreateTopics with no fault, through an AdminClient bootstrapped on the other
+     two nodes, the same client the failover write uses;
+  3. kill -9 the active controller, then send CreateTopics through that client again and again
+     (each attempt bounded, 50 ms between attempts) until one succeeds; the figure is the time
+     from the SIGKILL to that success;
+  4. restart the victim and wait until it has rejoined: registered and unfenced again, and its
+     own metadata shows the topic written in step 3.
+
+The summary is the distribution of step 3 over the rounds (min, p50, p90, max; nearest rank),
+beside the median of step 2 measured in the same run (STYLE.md rule 10) and Kafka's
+`controller.quorum.fetch.timeout.ms` (2000 ms), the time a follower waits for a silent leader
+before it starts an election, so the main part of the figure is expected to be near it.
+Each round also reports the new leader (DescribeQuorum, after the write) and when it logged
+"active controller in epoch N" (its duty loop polls every 0.5 s, so that line can trail the
+election, and the write, by up to half a second): a rough split of the figure into electing
+and writing. A restarted victim needs about broker.session.timeout.ms to rejoin, because its
+new registration waits for the old session to expire, as in Kafka.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.quorum import QuorumNode, active_controller, bootstrap, start_cluster, stop_cluster  # noqa: E402
+
+ROUNDS_DEFAULT = 10
+CLUSTER_SIZE = 3
+# Kafka's defaults, written out: the benchmark is about these values, not about kraft's defaults.
+KAFKA_DEFAULT_TIMEOUTS = {
+    "controller.quorum.election.timeout.ms": "1000",
+    "controller.quorum.fetch.timeout.ms": "2000",
+    "broker.session.timeout.ms": "9000",
+    "broker.heartbeat.interval.ms": "2000",
+}
+FETCH_TIMEOUT_MS = int(KAFKA_DEFAULT_TIMEOUTS["controller.quorum.fetch.timeout.ms"])
+ATTEMPT_TIMEOUT_S = 5.0  # one CreateTopics, client side; the broker's forwarder waits for a leader
+RETRY_INTERVAL_S = 0.05
+ATTEMPTS_MAX = 200
+WRITE_DEADLINE_S = 60.0
+REJOIN_DEADLINE_S = 90.0
+REJOIN_POLL_S = 0.2
+ERRORS_KEPT = 3
+LOG_TAIL_LINES = 30
+# librdkafka logs every closed connection at info level (6); the benchmark keeps each attempt's error.
+CLIENT_LOG_LEVEL = 3
+ACTIVE_CONTROLLER_LINE = "active controller in epoch"
+LOG_TIME_FORMAT = "%Y-%m-%d %H:%M:%S,%f"  # logging's asctime, the prefix of every node log line
+
+
+class BenchmarkError(RuntimeError):
+    """The cluster did not do what a round needs within its bound (no write, no rejoin)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    elapsed_s: float
+    attempts: int
+    already_existed: bool  # an earlier attempt's write committed but its answer was lost
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    index: int
+    victim: int
+    new_leader: int
+    baseline_s: float
+    failover_s: float
+    attempts: int
+    already_existed: bool
+    # kill -> the new leader's "active controller" log line; its duty loop polls every 0.5 s,
+    # so the line can lag the election, and even follow the first write, by up to that much
+    announced_s: float | None
+    rejoin_s: float
+    errors: tuple[str, ...]
+
+
+def nearest_rank(sorted_values: list[float], fraction: float) -> float:
+    return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
+
+
+def create_topic(admin, name: str, started: float, deadline_s: float) -> Write:
+    """CreateTopics of `name` (one partition, one replica) until it succeeds; timed from `started`."""
+    from confluent_kafka.admin import NewTopic
+
+    errors: list[str] = []
+    for attempt in range(1, ATTEMPTS_MAX + 1):
+        try:
+            future = admin.create_topics([NewTopic(name, 1, 1)], request_timeout=ATTEMPT_TIMEOUT_S)[name]
+            future.result(ATTEMPT_TIMEOUT_S + 1)
+            return Write(time.perf_counter() - started, attempt, False, tuple(errors))
+        except Exception as error:  # any client error is one failed attempt
+            if "already exists" in str(error):
+                return Write(time.perf_counter() - started, attempt, True, tuple(errors))
+            if len(errors) < ERRORS_KEPT:
+                errors.append(str(error))
+        if time.perf_counter() - started > deadline_s:
+            break
+        time.sleep(RETRY_INTERVAL_S)
+    raise BenchmarkError(f"expected topic {name} created within {deadline_s} s and {ATTEMPTS_MAX} attempts; "
+                         f"first errors: {errors}")
+
+
+def log_offsets(nodes: list[QuorumNode]) -> dict[int, int]:
+    return {node.node_id: node.log_path.stat().st_size if node.log_path.exists() else 0 for node in nodes}
+
+
+def announced_at(node: QuorumNode, log_offset: int) -> float | None:
+    """Wall-clock time of the node's first "active controller" log line after `log_offset`."""
+    with open(node.log_path, "rb") as log:
+        log.seek(log_offset)
+        for line in log.read().decode("utf-8", errors="replace").splitlines():
+            if ACTIVE_CONTROLLER_LINE in line and line.startswith("["):
+                return datetime.strptime(line[1:line.index("]")], LOG_TIME_FORMAT).timestamp()
+    return None
+
+
+def wait_rejoined(victim: QuorumNode, topic: str) -> None:
+    """The restarted victim lists itself as an unfenced broker and has the round's topic."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": victim.bootstrap, "log_level": CLIENT_LOG_LEVEL})
+    deadline = time.perf_counter() + REJOIN_DEADLINE_S
+    seen = None
+    while time.perf_counter() < deadline:
+        try:
+            metadata = admin.list_topics(timeout=5)
+            seen = (sorted(metadata.brokers), topic in metadata.topics)
+            if victim.node_id in metadata.brokers and topic in metadata.topics:
+                return
+        except Exception as error:  # the node may still be starting its listeners
+            seen = str(error)
+        time.sleep(REJOIN_POLL_S)
+    raise BenchmarkError(f"expected node {victim.node_id} to rejoin (unfenced, with topic {topic}) within "
+                         f"{REJOIN_DEADLINE_S} s; last seen (brokers, has topic): {seen}")
+
+
+def run_round(nodes: list[QuorumNode], index: int) -> Round:
+    from confluent_kafka.admin import AdminClient
+
+    victim = active_controller(nodes)
+    survivors = [node for node in nodes if node is not victim]
+    admin = AdminClient({"bootstrap.servers": bootstrap(survivors), "log_level": CLIENT_LOG_LEVEL})
+    admin.list_topics(timeout=10)  # connected before any clock starts
+    baseline = create_topic(admin, f"baseline-{index}", time.perf_counter(), WRITE_DEADLINE_S)
+    offsets = log_offsets(survivors)
+    killed_at_wall = time.time()
+    killed_at = time.perf_counter()
+    victim.kill9()
+    failover = create_topic(admin, f"failover-{index}", killed_at, WRITE_DEADLINE_S)
+    new_leader = active_controller(survivors)  # after the write: outside the timed window
+    restarted = time.perf_counter()
+    victim.start()
+    wait_rejoined(victim, f"failover-{index}")
+    rejoin_s = time.perf_counter() - restarted
+    announced = announced_at(new_leader, offsets[new_leader.node_id])  # read late: the line may follow the write
+    return Round(
+        index=index, victim=victim.node_id, new_leader=new_leader.node_id,
+        baseline_s=baseline.elapsed_s, failover_s=failover.elapsed_s, attempts=failover.attempts,
+        already_existed=failover.already_existed,
+        announced_s=None if announced is None else announced - killed_at_wall,
+        rejoin_s=rejoin_s, errors=failover.errors,
+    )
+
+
+def warm_up(nodes: list[QuorumNode]) -> float:
+    """One CreateTopics before the rounds, not counted, so a one-off cost of a fresh cluster
+    (a first run once took a second for it) stays out of round 1's baseline; printed anyway."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap(nodes), "log_level": CLIENT_LOG_LEVEL})
+    admin.list_topics(timeout=10)
+    return create_topic(admin, "warm-up", time.perf_counter(), WRITE_DEADLINE_S).elapsed_s
+
+
+def summarize(rounds: list[Round]) -> dict:
+    failover = sorted(r.failover_s for r in rounds)
+    baseline_s = statistics.median(r.baseline_s for r in rounds)
+    figures = {"min": failover[0], "p50": nearest_rank(failover, 0.5), "p90": nearest_rank(failover, 0.9),
+               "max": failover[-1]}
+    return {
+        "failover_s": figures,
+        "failover_over_fetch_timeout": {k: v * 1000 / FETCH_TIMEOUT_MS for k, v in figures.items()},
+        "baseline_median_s": baseline_s,
+        "p50_over_baseline": figures["p50"] / baseline_s,
+    }
+
+
+def print_report(rounds: list[Round], summary: dict) -> None:
+    settings = ", ".join(f"{key}={value}" for key, value in KAFKA_DEFAULT_TIMEOUTS.items())
+    print(f"kraft controller failover: {CLUSTER_SIZE} combined nodes, static quorum, kill -9 of the active "
+          f"controller, CreateTopics (1 partition, RF 1) retried every {RETRY_INTERVAL_S * 1000:.0f} ms")
+    print(f"Kafka's default timeouts: {settings}")
+    print(f"{'round':>5}{'victim':>8}{'new':>5}{'announced s':>13}{'first write s':>15}"
+          f"{'attempts':>10}{'baseline ms':>13}{'rejoin s':>10}")
+    for r in rounds:
+        announced = "-" if r.announced_s is None else f"{r.announced_s:.2f}"
+        print(f"{r.index:>5}{r.victim:>8}{r.new_leader:>5}{announced:>13}{r.failover_s:>15.3f}"
+              f"{r.attempts:>10}{r.baseline_s * 1000:>13.1f}{r.rejoin_s:>10.2f}"
+              + ("  (already existed: an earlier attempt's answer was lost)" if r.already_existed else ""))
+    figures, ratios = summary["failover_s"], summary["failover_over_fetch_timeout"]
+    print(f"first write after kill -9, {len(rounds)} rounds:  "
+          + "  ".join(f"{name} {value:.3f} s" for name, value in figures.items()))
+    print(f"  / fetch timeout ({FETCH_TIMEOUT_MS} ms):           "
+          + "  ".join(f"{name} {value:.2f} x" for name, value in ratios.items()))
+    print(f"baseline, CreateTopics with no fault: median {summary['baseline_median_s'] * 1000:.1f} ms "
+          f"over {len(rounds)} rounds; failover p50 = {summary['p50_over_baseline']:,.0f} x baseline")
+    print(f"(the first CreateTopics after start-up, not counted, took {summary['warm_up_s'] * 1000:.1f} ms)")
+    failed = [error for r in rounds for error in r.errors]
+    if failed:
+        print(f"errors of failed attempts (up to {ERRORS_KEPT} a round): {sorted(set(failed))[:5]}")
+
+
+def write_json(path: Path, rounds: list[Round], summary: dict) -> None:
+    from confluent_kafka import libversion
+
+    document = {
+        "config": {"cluster_size": CLUSTER_SIZE, "timeouts": KAFKA_DEFAULT_TIMEOUTS, "rounds": len(rounds),
+                   "retry_interval_s": RETRY_INTERVAL_S, "attempt_timeout_s": ATTEMPT_TIMEOUT_S},
+        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+                    "librdkafka": libversion()[0], "platform": platform.platform()},
+        "rounds": [asdict(r) for r in rounds],
+        "summary": summary,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def print_log_tails(nodes: list[QuorumNode]) -> None:
+    for node in nodes:
+        print(f"--- {node.log_path} (tail) ---\n{node.log_tail(LOG_TAIL_LINES)}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    rounds: list[Round] = []
+    with tempfile.TemporaryDirectory(prefix="kraft-failover-") as directory:
+        nodes: list[QuorumNode] = []
+        try:
+            nodes = start_cluster(Path(directory), CLUSTER_SIZE, KAFKA_DEFAULT_TIMEOUTS)
+            warm_up_s = warm_up(nodes)
+            for index in range(1, args.rounds + 1):
+                rounds.append(run_round(nodes, index))
+                print(f"round {index}: {rounds[-1].failover_s:.3f} s", file=sys.stderr, flush=True)
+        except BaseException:
+            print_log_tails(nodes)
+            raise
+        finally:
+            stop_cluster(nodes)
+    summary = {**summarize(rounds), "warm_up_s": warm_up_s}
+    print_report(rounds, summary)
+    if args.json:
+        write_json(args.json, rounds, summary)
+    return 0
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.failover", description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS_DEFAULT, help=f"kills of the active controller ({ROUNDS_DEFAULT})")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    if args.rounds <= 0:
+        parser.error(f"--rounds must be positive, got {args.rounds}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_arguments(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
