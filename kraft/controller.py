@@ -11,6 +11,8 @@ Rules (as Kafka's ReplicationControlManager):
   ``default.replication.factor`` when the request says -1;
 - replicas are placed only on registered, unfenced brokers, striped so that leaders
   spread evenly, and a replication factor above the number of usable brokers fails;
+- when brokers carry racks, each partition's replicas go to distinct racks as far as the
+  racks allow (see ``place_replicas``); brokers without a rack count as one rack of their own;
 - every config value is validated before any record is produced, and a request with
   ``validate_only`` produces no records.
 """
@@ -91,11 +93,25 @@ def usable_brokers(image: MetadataImage) -> list[int]:
     return sorted(b.broker_id for b in image.brokers.values() if not b.fenced)
 
 
+def broker_racks(image: MetadataImage) -> dict[int, str | None]:
+    """Each registered broker's rack (``broker.rack``), None where it has none."""
+    return {b.broker_id: b.rack for b in image.brokers.values()}
+
+
 def place_replicas(
     brokers: Sequence[int], first_partition: int, count: int, replication_factor: int,
-    rng: random.Random,
+    rng: random.Random, racks: Mapping[int, str | None] | None = None,
 ) -> list[tuple[int, ...]]:
-    """Striped placement: partition p starts at a rotating broker so leaders spread."""
+    """Striped placement: partition p starts at a rotating broker so leaders spread.
+
+    Without racks the stripe is the sorted broker list and the followers are the brokers after
+    the leader in it. With racks (any broker in ``brokers`` having one in ``racks``) the stripe
+    alternates racks, as Kafka's rack-alternated broker list and StripedReplicaPlacer do: one
+    broker from each rack in turn, then the next broker of each rack. Leaders still rotate over
+    the stripe, so every broker leads the same number of partitions, give or take one; the
+    followers go round the racks after the leader's, so RF <= number of racks puts every replica
+    on a rack of its own, and a larger RF uses every rack before a rack holds a second replica.
+    """
     if replication_factor > len(brokers):
         raise ControllerError(
             ErrorCode.invalid_replication_factor,
@@ -103,11 +119,49 @@ def place_replicas(
             f" replication factor of {replication_factor} cannot be reached because only"
             f" {len(brokers)} broker(s) are registered.",
         )
-    start = rng.randrange(len(brokers))
+    if racks is None or all(racks.get(b) is None for b in brokers):
+        start = rng.randrange(len(brokers))
+        result = []
+        for index in range(first_partition, first_partition + count):
+            first = (start + index) % len(brokers)
+            result.append(tuple(brokers[(first + r) % len(brokers)] for r in range(replication_factor)))
+        return result
+    return _place_rack_aware(brokers, racks, first_partition, count, replication_factor, rng)
+
+
+def _place_rack_aware(
+    brokers: Sequence[int], racks: Mapping[int, str | None], first_partition: int, count: int,
+    replication_factor: int, rng: random.Random,
+) -> list[tuple[int, ...]]:
+    # Racks in name order (None, brokers without a rack, first), brokers by id within a rack,
+    # so a seeded rng alone decides the layout.
+    members: dict[str | None, list[int]] = {}
+    for broker in sorted(brokers):
+        members.setdefault(racks.get(broker), []).append(broker)
+    rack_order = sorted(members, key=lambda rack: (rack is not None, rack or ""))
+    rack_members = [members[rack] for rack in rack_order]
+    rack_of = {broker: index for index, group in enumerate(rack_members) for broker in group}
+    depth = max(len(group) for group in rack_members)
+    stripe = [group[i] for i in range(depth) for group in rack_members if i < len(group)]
+    start = rng.randrange(len(stripe))
+    # Each rack hands out followers in turn from its own rotating cursor, so followers spread
+    # over a rack's brokers as leaders do over the stripe.
+    cursors = [rng.randrange(len(group)) for group in rack_members]
     result = []
     for index in range(first_partition, first_partition + count):
-        first = (start + index) % len(brokers)
-        result.append(tuple(brokers[(first + r) % len(brokers)] for r in range(replication_factor)))
+        leader = stripe[(start + index) % len(stripe)]
+        replicas = [leader]
+        rack_index = rack_of[leader]
+        while len(replicas) < replication_factor:
+            rack_index = (rack_index + 1) % len(rack_members)
+            group = rack_members[rack_index]
+            for step in range(len(group)):
+                candidate = group[(cursors[rack_index] + step) % len(group)]
+                if candidate not in replicas:
+                    replicas.append(candidate)
+                    cursors[rack_index] = (cursors[rack_index] + step + 1) % len(group)
+                    break
+        result.append(tuple(replicas))
     return result
 
 
@@ -191,7 +245,8 @@ class ControllerLogic:
         if replication_factor <= 0:
             raise ControllerError(
                 ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0.")
-        return place_replicas(usable_brokers(image), 0, partitions, replication_factor, self._rng)
+        return place_replicas(usable_brokers(image), 0, partitions, replication_factor, self._rng,
+                              broker_racks(image))
 
     def _manual_assignments(
         self, image: MetadataImage, assignments: Mapping[int, tuple[int, ...]],
@@ -259,7 +314,7 @@ class ControllerLogic:
                 image, {i: tuple(a) for i, a in enumerate(assignments)})
         else:
             placed = place_replicas(usable_brokers(image), current, count - current,
-                                    replication_factor, self._rng)
+                                    replication_factor, self._rng, broker_racks(image))
         if validate_only:
             return []
         return [
