@@ -10,8 +10,9 @@ Rules:
 - Programmatic calls (topic auto-creation, broker registration and heartbeats) are sent
   as Kafka requests built here.
 - Every wait is bounded: while no leader is known, or the connection fails, the
-  forwarder retries ``FORWARD_ATTEMPTS_MAX`` times with a growing backoff, then gives up
-  and the client's connection is closed so the client retries on its own.
+  forwarder retries every ``FORWARD_RETRY_S`` (a new leader is used as soon as this node
+  learns of it) until ``FORWARD_DEADLINE_S``, then gives up and the client's connection
+  is closed so the client retries on its own.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from protocol.framing import SIZE_PREFIX, FrameBuffer, RemoteProtocolError
 
 logger = logging.getLogger(__name__)
 FORWARDED_API_KEYS = frozenset({19, 20, 37, 33, 44, 22, 55})  # 55: DescribeQuorum, as Kafka
-FORWARD_ATTEMPTS_MAX = 12
-FORWARD_BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8)
+FORWARD_DEADLINE_S = 15.0
+FORWARD_RETRY_S = 0.05
 RECEIVE_BYTES_MAX = 1 << 20
 _CORRELATION = struct.Struct(">i")
 
@@ -62,6 +63,7 @@ class ControllerChannel:
         self._endpoints = controller_endpoints
         self._connections: dict[int, _RawConnection] = {}
         self._next_correlation = 1 << 30
+        self._failed_leader: int | None = None
 
     def is_active(self) -> bool:
         return self._is_active()
@@ -69,6 +71,7 @@ class ControllerChannel:
     async def forward(self, frame: bytes) -> bytes:
         """Relay one request frame to the active controller; returns the framed answer."""
         original = frame[4:8]
+        deadline = trio.current_time() + FORWARD_DEADLINE_S
         attempt = 0
         while True:
             leader = self._leader_id()
@@ -77,14 +80,18 @@ class ControllerChannel:
                     answer = await self._send(leader, frame)
                     return SIZE_PREFIX.pack(len(answer)) + original + answer[4:]
                 except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as error:
-                    logger.info("[node %d] forwarding to controller %d failed: %s", self.node_id, leader, error)
+                    # Once per unreachable leader at info; the 50 ms retries after it at debug.
+                    level = logging.DEBUG if self._failed_leader == leader else logging.INFO
+                    logger.log(level, "[node %d] forwarding to controller %d failed: %s", self.node_id, leader, error)
+                    self._failed_leader = leader
                     self._drop(leader)
             elif leader == self.node_id:
                 raise ForwardingFailed("this node became the active controller; the client retries")
             attempt += 1
-            if attempt >= FORWARD_ATTEMPTS_MAX:
-                raise ForwardingFailed(f"no active controller reachable after {attempt} attempts")
-            await trio.sleep(FORWARD_BACKOFF_S[min(attempt, len(FORWARD_BACKOFF_S)) - 1])
+            if trio.current_time() >= deadline:
+                raise ForwardingFailed(f"no active controller reachable after {attempt} attempts"
+                                       f" in {FORWARD_DEADLINE_S:.0f} s")
+            await trio.sleep(FORWARD_RETRY_S)
 
     async def request(self, body: Any) -> Any:
         """Send a Kafka request built here to the active controller; the decoded answer."""

@@ -19,7 +19,7 @@ from kio.schema.api_versions.v3.response import ApiVersion as ApiVersionV3
 from kio.schema.api_versions.v3.response import ApiVersionsResponse as ApiVersionsResponseV3
 from kio.schema.errors import ErrorCode
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
-from kio.static.primitive import Records, i64Timedelta
+from kio.static.primitive import i32Timedelta, Records, i64Timedelta
 
 from protocol.apis import (
     API_VERSIONS_KEY, BROKER_APIS, MalformedRequest, UnsupportedRequest, decode_request,
@@ -36,6 +36,10 @@ st.register_type_strategy(Records, st.binary(max_size=64).map(Records))
 I64_TIMEDELTA_MS_MAX = (2**63 - 1) // 1000
 st.register_type_strategy(i64Timedelta, st.integers(-I64_TIMEDELTA_MS_MAX, I64_TIMEDELTA_MS_MAX).map(
     lambda ms: i64Timedelta.parse(datetime.timedelta(milliseconds=ms))))
+# On the wire a duration is whole milliseconds; kio's own strategy draws sub-millisecond
+# values that cannot survive a round trip (302.6 ms comes back as 303 ms).
+st.register_type_strategy(i32Timedelta, st.integers(-(2**31), 2**31 - 1).map(
+    lambda ms: i32Timedelta.parse(datetime.timedelta(milliseconds=ms))))
 
 APIS = {api.api_key: api for api in BROKER_APIS}
 IMPLEMENTED = [
