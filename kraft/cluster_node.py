@@ -81,6 +81,8 @@ class ControllerFacade:
         try:
             response = await self._channel.request(request)
         except ForwardingFailed as error:
+            if self._channel.is_active():  # this node took over meanwhile
+                return await self._local.create_topics(topics, validate_only)
             return [TopicResult(t.name, ErrorCode.not_controller, str(error)) for t in topics]
         return [TopicResult(r.name, r.error_code, r.error_message, str(r.topic_id), r.num_partitions,
                             r.replication_factor) for r in response.topics]

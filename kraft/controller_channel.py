@@ -68,8 +68,9 @@ class ControllerChannel:
     def is_active(self) -> bool:
         return self._is_active()
 
-    async def forward(self, frame: bytes) -> bytes:
-        """Relay one request frame to the active controller; returns the framed answer."""
+    async def forward(self, frame: bytes) -> bytes | None:
+        """Relay one request frame to the active controller; returns the framed answer, or
+        None when this node has become the active controller and must answer itself."""
         original = frame[4:8]
         deadline = trio.current_time() + FORWARD_DEADLINE_S
         attempt = 0
@@ -85,8 +86,8 @@ class ControllerChannel:
                     logger.log(level, "[node %d] forwarding to controller %d failed: %s", self.node_id, leader, error)
                     self._failed_leader = leader
                     self._drop(leader)
-            elif leader == self.node_id:
-                raise ForwardingFailed("this node became the active controller; the client retries")
+            elif leader == self.node_id and self.is_active():
+                return None  # this node became the active controller meanwhile: answer locally
             attempt += 1
             if trio.current_time() >= deadline:
                 raise ForwardingFailed(f"no active controller reachable after {attempt} attempts"
@@ -100,6 +101,8 @@ class ControllerChannel:
         cls = type(body)
         frame = encode_request(0, f"kraft-node-{self.node_id}", body)[4:]
         answer = await self.forward(frame)
+        if answer is None:
+            raise ForwardingFailed("this node became the active controller; ask it directly")
         return decode_response(cls.__api_key__, cls.__version__, answer[4:])[1]
 
     async def _send(self, leader: int, frame: bytes) -> bytes:

@@ -19,7 +19,7 @@ import trio
 from kio.schema.errors import ErrorCode
 
 from protocol.apis import (
-    API_VERSIONS_KEY, BROKER_APIS, CONTROLLER_ONLY_APIS, MalformedRequest, Request, UnsupportedRequest,
+    API_VERSIONS_KEY, BROKER_APIS, CONTROLLER_ONLY_APIS, Request, UnsupportedRequest,
     decode_request, encode_response, peek_header, response_class,
 )
 from protocol.framing import RemoteProtocolError
@@ -92,7 +92,9 @@ class Broker:
                 and not self.forwarder.is_active()):
             if apis is self.controller_apis:
                 raise RemoteProtocolError("a forwarded request reached a controller that is not active")
-            return await self.forwarder.forward(frame)
+            answer = await self.forwarder.forward(frame)
+            if answer is not None:
+                return answer
         handler = HANDLERS.get(request.api_key)
         if handler is None:
             raise UnsupportedRequest(request.api_key, request.api_version, request.correlation_id)

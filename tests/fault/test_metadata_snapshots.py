@@ -16,12 +16,23 @@ DEADLINE_S = 30
 
 
 def create_topics(nodes, names) -> None:
+    """Creates every topic, retrying what a leader change interrupted (as clients do)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap(nodes)})
-    futures = admin.create_topics([NewTopic(name, 1, 1) for name in names], request_timeout=20)
-    for future in futures.values():
-        future.result(30)
+    pending, deadline = list(names), time.monotonic() + DEADLINE_S
+    while pending:
+        admin = AdminClient({"bootstrap.servers": bootstrap(nodes)})
+        futures = admin.create_topics([NewTopic(name, 1, 1) for name in pending], request_timeout=20)
+        failed = []
+        for name, future in futures.items():
+            try:
+                future.result(30)
+            except Exception as error:  # retried below until the deadline
+                if "already exists" not in str(error):
+                    failed.append(name)
+                    last_error = error
+        pending = failed
+        assert not pending or time.monotonic() < deadline, f"could not create {pending}: {last_error}"
 
 
 def topics_of(node) -> set[str]:
