@@ -18,6 +18,7 @@ from kraft.raft.driver import AppendLostError, InMemoryNetwork, RaftDriver
 from kraft.raft.log import Entry
 from kraft.raft.messages import Message
 from kraft.raft.wire import RaftWire
+from tests.support.raft import the_leader, wait_for
 
 VOTERS = frozenset({0, 1, 2})
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
@@ -89,22 +90,6 @@ class Replica:
 
     def data(self) -> list[tuple[int, int, bytes]]:
         return [(e.offset, e.epoch, e.payload) for e in self.applied if not e.control]
-
-
-async def wait_for(condition, limit_s: float, what: str) -> float:
-    """Polls on virtual time; returns how long it took."""
-    start = trio.current_time()
-    while not condition():
-        if trio.current_time() - start > limit_s:
-            raise AssertionError(f"no {what} within {limit_s} virtual seconds")
-        await trio.sleep(0.01)
-    return trio.current_time() - start
-
-
-def the_leader(replicas: list[Replica]) -> Replica | None:
-    leaders = [r for r in replicas if r.running and r.driver.is_leader]
-    assert len({r.driver.epoch for r in leaders}) == len(leaders), "two leaders in one epoch"
-    return max(leaders, key=lambda r: r.driver.epoch) if leaders else None
 
 
 def run_cluster(tmp_path: Path, scenario, network_class=InMemoryNetwork) -> None:

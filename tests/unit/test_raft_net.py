@@ -30,6 +30,7 @@ from kraft.raft.ready import RaftConfig
 from kraft.raft.wire import RAFT_API_RANGES, RaftWire
 from protocol import apis
 from protocol.framing import FrameBuffer
+from tests.support.raft import the_leader, wait_for
 
 VOTERS = (0, 1, 2)
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
@@ -104,22 +105,6 @@ class Controller:
 
     def data(self) -> list[tuple[int, int, bytes]]:
         return [(e.offset, e.epoch, e.payload) for e in self.applied if not e.control]
-
-
-async def wait_for(condition, limit_s: float, what: str) -> float:
-    """Polls on the real clock; returns how long it took."""
-    start = trio.current_time()
-    while not condition():
-        if trio.current_time() - start > limit_s:
-            raise AssertionError(f"expected {what} within {limit_s} s, it did not happen")
-        await trio.sleep(0.02)
-    return trio.current_time() - start
-
-
-def the_leader(controllers: list[Controller]) -> Controller | None:
-    leaders = [c for c in controllers if c.running and c.driver.is_leader]
-    assert len({c.driver.epoch for c in leaders}) == len(leaders), "two leaders in one epoch"
-    return max(leaders, key=lambda c: c.driver.epoch) if leaders else None
 
 
 def run_cluster(tmp_path: Path, scenario) -> None:
