@@ -25,6 +25,7 @@ import trio
 from kio.schema.errors import ErrorCode
 
 from protocol.records import RecordInput, build_batch, decode_batch, iter_batches
+from storage.errors import StorageError
 
 from ..controller import NewTopic
 from .group import Group, GroupState, Member
@@ -186,7 +187,7 @@ class CoordinatorBase:
         batch = build_batch([RecordInput(key=k, value=v) for k, v in entries])
         try:
             partition.log.append(batch, leader_epoch=partition.leader_epoch)
-        except Exception as error:  # any storage failure becomes a retriable answer
+        except (StorageError, OSError) as error:  # a storage failure becomes a retriable answer
             logger.error("[node %d] cannot write group %s to %s-%d: %r", self.node_id, group_id,
                          OFFSETS_TOPIC, index, error)
             return ErrorCode.coordinator_not_available
