@@ -19,7 +19,6 @@ listener and reaches the controllers through ``controller.quorum.voters``.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import random
@@ -28,6 +27,8 @@ from typing import Any
 
 import trio
 from kio.schema.errors import ErrorCode
+
+from protocol.uuids import uuid_from_text
 
 from .broker import Broker, ReplicaManager
 from .controller import NewTopic, TopicResult
@@ -53,7 +54,7 @@ def _directory_uuid(text: str | None) -> uuid.UUID | None:
     if not text:
         return None
     try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=="))
+        return uuid_from_text(text)
     except ValueError:
         return None
 

@@ -7,13 +7,13 @@ otherwise, naming the directory, because mixing directories of two clusters lose
 
 from __future__ import annotations
 
-import base64
 import os
 import uuid
 from dataclasses import dataclass
 
 import msgpack
 
+from protocol.uuids import uuid_from_text, uuid_to_text
 from storage.fs import REAL_FILE_SYSTEM, write_file_atomically
 
 from .properties import parse_properties
@@ -35,16 +35,17 @@ def random_uuid() -> str:
     `kafka-storage format -t -abc...` would read it as a flag.
     """
     while True:
-        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        text = uuid_to_text(uuid.uuid4())
         if not text.startswith("-"):
             return text
 
 
 def valid_cluster_id(text: str) -> bool:
     try:
-        return len(base64.urlsafe_b64decode(text + "==")) == 16 and len(text) == 22
+        uuid_from_text(text)
     except ValueError:
         return False
+    return len(text) == 22
 
 
 @dataclass(frozen=True, slots=True)

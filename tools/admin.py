@@ -10,7 +10,6 @@ the code (kio carries those texts as the docstrings of its ``ErrorCode`` members
 from __future__ import annotations
 
 import ast
-import base64
 import datetime
 import functools
 import sys
@@ -23,6 +22,7 @@ from kio.schema.errors import ErrorCode
 
 from protocol.apis import request_class
 from protocol.client import Client, Connection
+from protocol.uuids import uuid_to_text
 from tools.common import ToolError
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
@@ -105,7 +105,7 @@ def topic_id_text(topic_id: uuid.UUID | None) -> str | None:
     """Kafka prints a topic id as URL-safe base64 of its 16 bytes, without padding."""
     if topic_id is None or topic_id.int == 0:
         return None
-    return base64.urlsafe_b64encode(topic_id.bytes).rstrip(b"=").decode("ascii")
+    return uuid_to_text(topic_id)
 
 
 # --- topics ---------------------------------------------------------------------------------

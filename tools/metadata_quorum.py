@@ -14,12 +14,13 @@ add-controller and remove-controller are not implemented: kraft's quorum is stat
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from argparse import Namespace
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from protocol.uuids import uuid_to_text
 
 from tools.common import KafkaArgumentParser, PlainError, ToolError, client_properties, run_command, run_trio
 
@@ -172,8 +173,7 @@ def _replica_state(replica: object) -> ReplicaState:
 
 def uuid_text(value: uuid.UUID | None) -> str:
     """Kafka's ``Uuid.toString``: URL-safe base64 of the 16 bytes without padding (zero when absent)."""
-    raw = value.bytes if value is not None else bytes(16)
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return uuid_to_text(value)
 
 
 ZERO_UUID_TEXT = uuid_text(None)

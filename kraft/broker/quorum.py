@@ -13,13 +13,13 @@ replica's controller endpoints in ``nodes``.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Any
 
 from kio.schema.errors import ErrorCode
 
 from protocol.apis import Request, response_class
+from protocol.uuids import uuid_from_text
 
 from ..network import ConnectionInfo
 from ..quorum_info import QuorumInfo, ReplicaInfo
@@ -40,9 +40,7 @@ def directory_uuid(directory_id: str | None) -> uuid.UUID:
     """A Kafka text id (URL-safe base64 of 16 bytes) as a UUID; the zero UUID when unknown."""
     if not directory_id:
         return ZERO_UUID
-    raw = base64.urlsafe_b64decode(directory_id + "=" * (-len(directory_id) % 4))
-    assert len(raw) == 16, f"directory id {directory_id!r} is not 16 bytes"
-    return uuid.UUID(bytes=raw)
+    return uuid_from_text(directory_id)
 
 
 def _is_metadata_partition(body: Any) -> bool:

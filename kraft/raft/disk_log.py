@@ -29,12 +29,12 @@ Rules:
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
 import uuid
 
+from protocol.uuids import uuid_to_text
 from storage.config import LogConfig
 from storage.fs import REAL_FILE_SYSTEM, FileSystem, read_whole_file, write_file_atomically
 from storage.log import PartitionLog
@@ -60,7 +60,7 @@ class DiskLogError(Exception):
 
 def encode_uuid(value: uuid.UUID | None) -> str:
     """Kafka's Uuid.toString: URL-safe base64 of the 16 bytes, unpadded (zero for none)."""
-    return base64.urlsafe_b64encode((value or uuid.UUID(int=0)).bytes).decode().rstrip("=")
+    return uuid_to_text(value)
 
 
 def encode_quorum_state(state: ElectionState, voted_directory_id: uuid.UUID | None = None) -> bytes:
