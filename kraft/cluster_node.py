@@ -105,23 +105,21 @@ class DriverQuorum:
         now_ms = wall_clock_ms()
         started_ms = now_ms - core.now_ms  # the core counts milliseconds from the driver's start
         replicas = getattr(core.role, "replicas", {})
-        voters = []
-        for voter in sorted(self._driver.voters):
-            progress = replicas.get(voter)
-            if voter == self._driver.local_id:
-                voters.append(ReplicaInfo(voter, self._directory_ids.get(voter), core.log.end_offset, now_ms, now_ms))
-            elif progress is not None:
-                voters.append(ReplicaInfo(
-                    voter, self._directory_ids.get(voter), progress.end_offset,
-                    -1 if progress.last_fetch_ms is None else started_ms + progress.last_fetch_ms,
-                    -1 if progress.last_caught_up_ms is None else started_ms + progress.last_caught_up_ms))
-            else:
-                voters.append(ReplicaInfo(voter, self._directory_ids.get(voter), -1))
-        observers = tuple(
-            ReplicaInfo(node_id, None, progress.end_offset,
-                        -1 if progress.last_fetch_ms is None else started_ms + progress.last_fetch_ms,
-                        -1 if progress.last_caught_up_ms is None else started_ms + progress.last_caught_up_ms)
-            for node_id, progress in sorted(replicas.items()) if node_id not in self._driver.voters)
+
+        def wall(ms: int | None) -> int:
+            return -1 if ms is None else started_ms + ms
+
+        def info(node_id: int, progress) -> ReplicaInfo:
+            if node_id == self._driver.local_id:
+                return ReplicaInfo(node_id, self._directory_ids.get(node_id), core.log.end_offset, now_ms, now_ms)
+            if progress is None:
+                return ReplicaInfo(node_id, self._directory_ids.get(node_id), -1)
+            return ReplicaInfo(node_id, self._directory_ids.get(node_id), progress.end_offset,
+                               wall(progress.last_fetch_ms), wall(progress.last_caught_up_ms))
+
+        voters = [info(voter, replicas.get(voter)) for voter in sorted(self._driver.voters)]
+        observers = tuple(info(node_id, progress) for node_id, progress in sorted(replicas.items())
+                          if node_id not in self._driver.voters)
         return QuorumInfo(self._driver.local_id, self._driver.epoch, self._driver.high_watermark,
                           tuple(voters), observers, endpoints=tuple(self._endpoints.items()))
 

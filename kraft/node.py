@@ -98,11 +98,7 @@ class Node:
         try:
             await self._serve(config, cluster_id, raft, publisher, logs, task_status)
         finally:
-            with trio.CancelScope(shield=True):
-                logger.info("[node %d] shutting down: flushing logs and writing checkpoints", self.node_id)
-                await trio.to_thread.run_sync(logs.close)
-                raft.close()
-                logger.info("[node %d] shut down cleanly", self.node_id)
+            await self._close_logs(logs, raft.close)
 
     async def prepare_shutdown(self) -> None:
         """Before the tasks are cancelled: hand over the controller role and the broker's
@@ -123,10 +119,16 @@ class Node:
         try:
             await member.run(task_status)
         finally:
-            with trio.CancelScope(shield=True):
-                logger.info("[node %d] shutting down: flushing logs and writing checkpoints", self.node_id)
-                await trio.to_thread.run_sync(logs.close)
-                logger.info("[node %d] shut down cleanly", self.node_id)
+            await self._close_logs(logs)
+
+    async def _close_logs(self, logs: LogManager, *also_close) -> None:
+        """Flush, checkpoint and close every log (shielded: this runs while cancelled)."""
+        with trio.CancelScope(shield=True):
+            logger.info("[node %d] shutting down: flushing logs and writing checkpoints", self.node_id)
+            await trio.to_thread.run_sync(logs.close)
+            for close in also_close:
+                close()
+            logger.info("[node %d] shut down cleanly", self.node_id)
 
     async def _serve(self, config, cluster_id, raft, publisher, logs, task_status) -> None:
         raft.become_leader()

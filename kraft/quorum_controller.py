@@ -44,10 +44,15 @@ class MetadataPublisher:
         listener(self.image)
 
     def publish(self, records: Sequence, offset: int) -> None:
-        if records:
-            self.image = self.image.apply(records, offset)
+        image = self.image.apply(records, offset) if records else None
+        self._advance(image, offset)
+
+    def _advance(self, image: MetadataImage | None, offset: int) -> None:
+        """Install ``image`` (if any) for the listeners, then wake writers waiting for ``offset``."""
+        if image is not None:
+            self.image = image
             for listener in self._listeners:
-                listener(self.image)
+                listener(image)
         self.applied_offset = max(self.applied_offset, offset)
         self._applied.set()
         self._applied = trio.Event()
@@ -71,13 +76,8 @@ class MetadataPublisher:
 
     def load_snapshot(self, image: MetadataImage, last_offset: int) -> None:
         """Replace the image by a snapshot's (the Raft driver's snapshot callback)."""
-        self.image = image
-        for listener in self._listeners:
-            listener(self.image)
-        self.applied_offset = max(self.applied_offset, last_offset)
         self.bytes_since_snapshot = 0
-        self._applied.set()
-        self._applied = trio.Event()
+        self._advance(image, last_offset)
 
     async def wait_applied(self, offset: int) -> None:
         while self.applied_offset < offset:
