@@ -16,12 +16,23 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tools.common import ToolError
+
+    try:
+        return _start(sys.argv[1:] if argv is None else argv)
+    except ToolError as error:
+        print(error, file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _start(argv: list[str]) -> int:
     from kraft import meta_properties as meta
     from tools.common import parse_key_values
     from tools.server_start import configure_logging, load_server_config, run_node
     from tools.storage_tool import format_storage
 
-    argv = sys.argv[1:] if argv is None else argv
     if any(arg in ("-h", "--help") for arg in argv) or any("=" not in arg for arg in argv):
         print(__doc__.strip() + "\n\nusage: python -m kraft [key=value ...]", file=sys.stderr)
         return 0 if any(arg in ("-h", "--help") for arg in argv) else 2

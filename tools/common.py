@@ -3,7 +3,8 @@
 Each tool module is a small command in the pip style: ``main(argv)`` builds an argument parser,
 ``run_command`` parses, calls one function that does the work, and turns the exceptions an
 operator can cause (bad flags, an unreachable broker, an error code from the cluster) into a
-message and an exit code. Anything else is a bug and keeps its traceback.
+message and an exit code. Anything else is a bug: it is reported in one line too, with exit
+code 1, and its traceback is shown only with ``KRAFT_LOG_LEVEL=DEBUG``.
 
 This module imports only the standard library so that ``--help`` stays instant; tools import
 the network stack (trio, kio, ``protocol.client``) inside the function that needs it.
@@ -51,6 +52,38 @@ class KafkaArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse, except that a flag nobody knows is named before a missing argument
+        (argparse reports the missing positional first, hiding the typo that caused it)."""
+        argv = sys.argv[1:] if args is None else list(args)
+        try:
+            return super().parse_args(argv, namespace)
+        except UsageError as error:
+            known = _option_strings(self)
+            unknown = [arg for arg in argv if arg.startswith("-") and len(arg) > 1
+                       and arg.split("=", 1)[0] not in known and not _is_number(arg)]
+            if unknown and not str(error).startswith("unrecognized arguments"):
+                raise UsageError(f"unrecognized arguments: {' '.join(unknown)}") from None
+            raise
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of the parser and of its sub-command parsers."""
+    found = set(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _option_strings(sub)
+    return found
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
 
 def run_command(
     parser: argparse.ArgumentParser,
@@ -66,15 +99,17 @@ def run_command(
     kafka-topics prints ``Error while executing topic command : ...`` on stdout.
     """
     try:
-        args = parser.parse_args(argv)
-    except UsageError as error:
-        print(error, file=sys.stderr)
-        parser.print_usage(sys.stderr)
-        return error.exit_code
-    except SystemExit as stop:  # --help and --version
-        return stop.code if isinstance(stop.code, int) else EXIT_OK
-    try:
+        try:
+            args = parser.parse_args(argv)
+        except UsageError as error:
+            print(f"{error} (see {parser.prog} --help)", file=sys.stderr)
+            return error.exit_code
+        except SystemExit as stop:  # --help and --version
+            return stop.code if isinstance(stop.code, int) else EXIT_OK
         return execute(args)
+    except UsageError as error:
+        print(f"{error} (see {parser.prog} --help)", file=sys.stderr)
+        return error.exit_code
     except PlainError as error:
         print(error, file=sys.stderr)
         return error.exit_code
@@ -87,10 +122,33 @@ def run_command(
         _silence_stdout()
         return EXIT_FAILURE
     except Exception as error:
-        if not _is_client_error(error):
-            raise
-        print(f"{error_prefix}{error}", file=error_stream or sys.stderr)
-        return EXIT_FAILURE
+        if _is_client_error(error):
+            print(f"{error_prefix}{error}", file=error_stream or sys.stderr)
+            return EXIT_FAILURE
+        return _report_bug(parser.prog, error)
+
+
+DEBUG_SWITCH = "KRAFT_LOG_LEVEL=DEBUG"
+
+
+def debugging() -> bool:
+    import os
+
+    return os.environ.get("KRAFT_LOG_LEVEL", "").strip().upper() == "DEBUG"
+
+
+def _report_bug(prog: str, error: BaseException) -> int:
+    """One line for an error the tool did not expect; the traceback only when debugging."""
+    if debugging():
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    leaf = next(iter(_leaves(error)))
+    text = str(leaf).strip().splitlines()
+    detail = f": {text[0]}" if text else ""
+    hint = "" if debugging() else f" (run with {DEBUG_SWITCH} for the traceback)"
+    print(f"{prog}: unexpected error {type(leaf).__name__}{detail}{hint}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def _is_client_error(error: BaseException) -> bool:

@@ -137,9 +137,21 @@ def execute(args: Namespace) -> int:
             run_trio(consume_group, args, group_id, reset, consumer_properties, formatter, sys.stdout.buffer, counter)
         else:
             run_trio(consume, args, start, reset, consumer_properties, formatter, sys.stdout.buffer, counter)
-    finally:
-        print(f"Processed a total of {counter[0]} messages", file=sys.stderr)
+    except KeyboardInterrupt:
+        # Ctrl-C is how an endless consumer ends: report the count, as Kafka's shutdown hook does.
+        _report_total(counter)
+        raise
+    except BaseException:
+        # A failure reports itself in one line (tools.common); a count of 0 would only add noise.
+        if counter[0]:
+            _report_total(counter)
+        raise
+    _report_total(counter)
     return 0
+
+
+def _report_total(counter: list[int]) -> None:
+    print(f"Processed a total of {counter[0]} messages", file=sys.stderr)
 
 
 async def consume(args: Namespace, start: int, reset: int, properties: dict[str, str], formatter: Any,

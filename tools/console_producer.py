@@ -7,15 +7,24 @@ batch.size=16384, retries=3, request.timeout.ms=1500 unless set by ``--producer-
 compression.type from ``--compression-codec`` (``none`` when absent); we keep a
 ``compression.type`` given as a producer property when the flag is absent.
 Lines are parsed by Kafka's LineMessageReader rules (``tools.messages``).
+
+At a terminal (stdin and stdout both ttys, Java's ``System.console() != null``) it prompts with
+``>`` before each line, as Kafka's does. Ctrl-C stops reading and flushes what was typed, as
+Kafka's shutdown hook closes its producer: every line entered before Ctrl-C is acknowledged by
+the time the tool exits with 130. End of input (Ctrl-D, or the end of a pipe) exits with 0.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from argparse import Namespace
 from typing import Any, BinaryIO
 
 from tools.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
     KafkaArgumentParser,
     PlainError,
     integer,
@@ -83,8 +92,17 @@ def execute(args: Namespace) -> int:
 
     reader = LineMessageReader(reader_properties(args))
     settings = settings_from_properties(producer_properties(args))
-    run_trio(produce_stdin, bootstrap, args.topic, settings, reader, args.sync, sys.stdin.buffer)
-    return 0
+    prompt = sys.stdout.buffer if _at_terminal() else None
+    interrupted = run_trio(produce_stdin, bootstrap, args.topic, settings, reader, args.sync, sys.stdin.buffer,
+                           prompt)
+    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+
+
+def _at_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno()) and os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def reader_properties(args: Namespace) -> dict[str, str]:
@@ -109,7 +127,10 @@ def producer_properties(args: Namespace) -> dict[str, str]:
     return properties
 
 
-async def produce_stdin(bootstrap: str, topic: str, settings: Any, reader: Any, sync: bool, stdin: BinaryIO) -> None:
+async def produce_stdin(bootstrap: str, topic: str, settings: Any, reader: Any, sync: bool, stdin: BinaryIO,
+                        prompt: BinaryIO | None) -> bool:
+    """Produce every line of stdin; True when Ctrl-C ended the input (everything read before
+    it is still sent and acknowledged)."""
     import trio
 
     from protocol.client import Client
@@ -119,12 +140,24 @@ async def produce_stdin(bootstrap: str, topic: str, settings: Any, reader: Any, 
         producer = Producer(client, topic, settings)
         await producer.start()
         send_lines, receive_lines = trio.open_memory_channel[str](LINE_QUEUE_SIZE)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(read_lines, stdin, send_lines)
-            try:
-                await feed(producer, reader, receive_lines, sync)
-            finally:
-                nursery.cancel_scope.cancel()
+        reading = trio.CancelScope()
+        interrupted = trio.Event()
+        with trio.open_signal_receiver(signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_lines, stdin, send_lines, reading, prompt)
+                nursery.start_soon(_stop_reading_on_signal, signals, reading, interrupted)
+                try:
+                    await feed(producer, reader, receive_lines, sync)
+                finally:
+                    nursery.cancel_scope.cancel()
+        return interrupted.is_set()
+
+
+async def _stop_reading_on_signal(signals: Any, reading: Any, interrupted: Any) -> None:
+    async for _ in signals:
+        interrupted.set()
+        reading.cancel()
+        return
 
 
 async def feed(producer: Any, reader: Any, lines: Any, sync: bool) -> None:
@@ -160,28 +193,49 @@ async def feed(producer: Any, reader: Any, lines: Any, sync: bool) -> None:
     await producer.send_ready()
 
 
-async def read_lines(stdin: BinaryIO, lines: Any) -> None:
+async def read_lines(stdin: BinaryIO, lines: Any, reading: Any, prompt: BinaryIO | None) -> None:
     """Read stdin in chunks on a worker thread and hand over whole lines (UTF-8, ``\\n`` or
-    ``\\r\\n`` terminated; a last line without terminator counts, as Java's readLine)."""
+    ``\\r\\n`` terminated; a last line without terminator counts, as Java's readLine) until the
+    end of input or until ``reading`` is cancelled; then close the channel."""
     import trio
 
     async with lines:
         pending = b""
-        while True:
-            chunk = await trio.to_thread.run_sync(_read_chunk, stdin, cancellable=True)
-            if not chunk:
-                break
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for raw in complete:
-                await lines.send(_decode_line(raw))
-        if pending:
+        with reading:
+            while True:
+                if prompt is not None and not pending:
+                    _show_prompt(prompt)
+                chunk = await trio.to_thread.run_sync(_read_chunk, stdin, abandon_on_cancel=True)
+                if not chunk:
+                    break
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                # A line read is a line typed: it reaches the producer even when Ctrl-C came.
+                with trio.CancelScope(shield=True):
+                    for raw in complete:
+                        await lines.send(_decode_line(raw))
+        if pending and not reading.cancelled_caught:
             await lines.send(_decode_line(pending))
 
 
+def _show_prompt(output: BinaryIO) -> None:
+    try:
+        output.write(b">")
+        output.flush()
+    except OSError:
+        pass
+
+
 def _read_chunk(stdin: BinaryIO) -> bytes:
-    read1 = getattr(stdin, "read1", None)
-    return read1(READ_CHUNK_BYTES) if read1 is not None else stdin.read(READ_CHUNK_BYTES)
+    """Read straight from the file descriptor where there is one: a thread that Ctrl-C leaves
+    blocked in a read must not hold the lock of Python's stdin buffer, or the interpreter
+    cannot shut down."""
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        read1 = getattr(stdin, "read1", None)
+        return read1(READ_CHUNK_BYTES) if read1 is not None else stdin.read(READ_CHUNK_BYTES)
+    return os.read(fd, READ_CHUNK_BYTES)
 
 
 def _decode_line(raw: bytes) -> str:

@@ -93,7 +93,6 @@ def execute(args: Namespace) -> int:
         raise ToolError("Offset json file contains duplicate topic partitions: "
                         + ",".join(f"{topic}-{partition}" for topic, partition in dict.fromkeys(duplicates)))
     properties = client_properties(args.command_config)
-    print("Executing records delete operation", flush=True)
     results = run_trio(delete_records, args.bootstrap_server, dict(entries),
                        properties.get("client.id", "adminclient-1"))
     print("Records delete operation completed:")
@@ -111,7 +110,11 @@ async def delete_records(bootstrap: str, offsets: dict[TopicPartition, int], cli
 
     results: dict[TopicPartition, str] = {}
     async with Client(bootstrap, client_id=client_id) as client:
-        topics = admin.topic_infos(await client.metadata(sorted({topic for topic, _ in offsets})))
+        metadata = await client.metadata(sorted({topic for topic, _ in offsets}))
+        # Kafka prints this before it asks; here it waits until the cluster answers, so an
+        # unreachable server is reported in one line.
+        print("Executing records delete operation", flush=True)
+        topics = admin.topic_infos(metadata)
         by_leader: dict[int, list[TopicPartition]] = {}
         for topic_partition in offsets:
             topic, partition = topic_partition

@@ -51,6 +51,8 @@ def execute(args: Namespace) -> int:
     deep = args.deep_iteration or args.print_data_log
     gaps: dict[str, list[tuple[int, int]]] = {}
     for path in args.files.split(","):
+        if not os.path.exists(path):
+            raise ToolError(f"{path} (No such file or directory)")
         print(f"Dumping {path}")
         if path.endswith(".log"):
             dump_segment(path, deep, args.print_data_log, print, gaps)

@@ -120,19 +120,22 @@ class GroupMember:
 
     async def join(self) -> tuple[TopicPartition, ...]:
         """Join (or rejoin) and return this member's partitions."""
+        last_error: KafkaClientError | None = None
         for _ in range(JOIN_ATTEMPTS_MAX):
             self.state = MemberState.REJOIN_NEEDED
             try:
                 assignment = await self._join_once()
-            except KafkaClientError:
+            except KafkaClientError as error:
+                last_error = error
                 await self._forget_coordinator()
                 assignment = None
             if assignment is not None:
                 self.assignment = assignment
                 self.state = MemberState.JOINED
                 return assignment
+        reason = f": {last_error}" if last_error is not None else ""
         raise KafkaApiError(ErrorCode.rebalance_in_progress,
-                            f"could not join group {self._group_id} in {JOIN_ATTEMPTS_MAX} attempts")
+                            f"could not join group {self._group_id} in {JOIN_ATTEMPTS_MAX} attempts{reason}")
 
     async def _join_once(self) -> tuple[TopicPartition, ...] | None:
         """One JoinGroup and SyncGroup; None means "try again" (the reason is already handled)."""

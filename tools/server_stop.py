@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
+
+from tools.common import KafkaArgumentParser, PlainError, run_command
 
 MARKERS = ("tools.server_start", "kafka-server-start", "-m kraft")
 
@@ -24,17 +27,24 @@ def _node_processes() -> list[int]:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> KafkaArgumentParser:
+    return KafkaArgumentParser("kafka-server-stop", "Stop every kraft node running on this machine (SIGTERM).")
+
+
+def _execute(args: argparse.Namespace) -> int:
     pids = _node_processes()
     if not pids:
-        print("No kafka server to stop", file=sys.stderr)
-        return 1
+        raise PlainError("No kafka server to stop")
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(_parser(), _execute, argv)
 
 
 if __name__ == "__main__":

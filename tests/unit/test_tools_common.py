@@ -80,14 +80,24 @@ def test_run_command_maps_errors_to_messages_and_exit_codes(capsys) -> None:
     assert capsys.readouterr().err == "Error: the cluster said no\n"
     assert run_command(_parser(), _execute, ["--fail", "plain"], error_prefix="Error: ") == 1
     assert capsys.readouterr().err == "bad input\n"
-    with pytest.raises(RuntimeError):
-        run_command(_parser(), _execute, ["--fail", "other"])
+
+
+def test_a_bug_is_one_line_and_exit_1_and_its_traceback_needs_the_debug_switch(capsys, monkeypatch) -> None:
+    monkeypatch.delenv("KRAFT_LOG_LEVEL", raising=False)
+    assert run_command(_parser(), _execute, ["--fail", "other"]) == 1
+    err = capsys.readouterr().err
+    assert err == "demo: unexpected error RuntimeError: a bug (run with KRAFT_LOG_LEVEL=DEBUG for the traceback)\n"
+    monkeypatch.setenv("KRAFT_LOG_LEVEL", "debug")
+    assert run_command(_parser(), _execute, ["--fail", "other"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):\n") and "RuntimeError: a bug" in err
+    assert err.endswith("demo: unexpected error RuntimeError: a bug\n")
 
 
 def test_usage_errors_exit_1_and_help_exits_0(capsys) -> None:
     assert run_command(_parser(), _execute, ["--unknown"]) == 1
     err = capsys.readouterr().err
-    assert "unrecognized arguments: --unknown" in err and "usage: demo" in err
+    assert err == "unrecognized arguments: --unknown (see demo --help)\n", "one line, pointing at --help"
     assert run_command(_parser(), _execute, ["--fa", "tool"]) == 1, "abbreviated options are refused"
     capsys.readouterr()
     assert run_command(_parser(), _execute, ["--help"]) == 0
