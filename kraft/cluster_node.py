@@ -10,7 +10,8 @@ Start-up order:
    with everything committed, writes the bootstrap features into an empty log, gives
    every broker a fresh session and fences those whose heartbeats stop;
 3. the broker half registers with the active controller and heartbeats every
-   ``broker.heartbeat.interval.ms``; it is unfenced once its image has caught up;
+   ``broker.heartbeat.interval.ms``; it is unfenced once its image has caught up, and
+   only then do its client listeners accept connections;
 4. admin requests that reach a broker whose controller is not active are forwarded to
    the active controller (``kraft.controller_channel``).
 A controller-only node has no client listener; a broker-only node has no controller
@@ -222,7 +223,8 @@ class QuorumMember:
                 for listener_config in config.listeners:
                     dispatch = controller_dispatch if listener_config.name in controller_names else broker.dispatch
                     listener = Listener(self.node_id, listener_config.name, listener_config.host,
-                                        listener_config.port, dispatch, config["socket.request.max.bytes"])
+                                        listener_config.port, dispatch, config["socket.request.max.bytes"],
+                                        accept_at_once=listener_config.name in controller_names)
                     node.bound[listener_config.name] = await nursery.start(listener.run)
                     node.listeners.append(listener)
                 await nursery.start(self.network.run)
@@ -256,11 +258,18 @@ class QuorumMember:
         nursery.start_soon(node._retention_loop, self.logs)
         registered = trio.Event()
         nursery.start_soon(self._broker_heartbeats, controller, channel, registered)
-        with trio.move_on_after(CATCH_UP_WAIT_S):
-            await registered.wait()
-        if not registered.is_set():
-            logger.warning("[node %d] not registered with an active controller after %d s; serving anyway",
-                           self.node_id, CATCH_UP_WAIT_S)
+        # As Kafka's brokers, clients are served only by a broker that the active controller
+        # has registered and unfenced, which it does once the broker's image has caught up.
+        while True:
+            with trio.move_on_after(CATCH_UP_WAIT_S):
+                await registered.wait()
+            if registered.is_set():
+                break
+            logger.warning("[node %d] not yet registered and unfenced by an active controller after %d s;"
+                           " the client listeners stay closed until it is", self.node_id, CATCH_UP_WAIT_S)
+        logger.info("[node %d] registered and unfenced with broker epoch %s; the client listeners open",
+                    self.node_id, self._broker_epoch)
+        node.open_listeners()
 
     async def prepare_shutdown(self) -> None:
         """Controlled shutdown: the broker asks to be fenced (its partitions move to other

@@ -11,7 +11,12 @@ Rules:
 - Bad bytes never kill the node: a frame over ``socket.request.max.bytes`` or a request
   that cannot be decoded closes that connection only, with a log line naming the peer.
 - A listener on port 0 binds a free port; the real port is logged as
-  ``listener NAME bound to HOST:PORT`` and kept in ``bound``, so tests never race.
+  ``listener NAME bound to HOST:PORT`` and kept in ``bound``, so tests never race. A host that
+  resolves to several addresses (``:9092`` is IPv4 and IPv6) binds the same port on each.
+- Binding and accepting are two steps, as Kafka's SocketServer enables request processing only
+  once the broker can serve: the socket is bound at start (so the node knows its port and can
+  register it) but listens only after ``open()``. Until then a client's connect is refused, as
+  if nothing were there, and its retry finds a broker that is registered and caught up.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from protocol.framing import FrameBuffer, RemoteProtocolError
 logger = logging.getLogger(__name__)
 RECEIVE_BYTES_MAX = 1 << 20
 CONNECTIONS_MAX = 10_000
+LISTEN_BACKLOG = 1024
 # Requests whose handler may wait (Fetch until min.bytes; Produce with acks=all once
 # replication arrives; JoinGroup and SyncGroup until the rebalance step), as big-endian
 # api keys: the first two bytes of a request frame.
@@ -53,7 +59,8 @@ class BoundListener:
 
 class Listener:
     def __init__(self, node_id: int, name: str, host: str, port: int, dispatch: Dispatch,
-                 frame_bytes_max: int) -> None:
+                 frame_bytes_max: int, *, accept_at_once: bool = True) -> None:
+        """``accept_at_once=False``: bind at ``run`` but accept only after ``open()``."""
         self.node_id = node_id
         self.name = name
         self.host = host
@@ -61,18 +68,57 @@ class Listener:
         self._dispatch = dispatch
         self._frame_bytes_max = frame_bytes_max
         self._connections = 0
+        self._open = trio.Event()
+        if accept_at_once:
+            self._open.set()
         self.bound: BoundListener | None = None
 
+    def open(self) -> None:
+        """Start accepting connections (at once if ``run`` has bound already, else when it has)."""
+        self._open.set()
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host or None)
-        sockname = listeners[0].socket.getsockname()
-        self.bound = BoundListener(self.name, sockname[0], sockname[1])
-        logger.info("[node %d] listener %s bound to %s:%d", self.node_id, self.name,
-                    sockname[0], sockname[1])
-        async with trio.open_nursery() as nursery:
-            for listener in listeners:
-                nursery.start_soon(self._accept_loop, listener, nursery)
+        sockets = await self._bind()
+        try:
+            sockname = sockets[0].getsockname()
+            self.bound = BoundListener(self.name, sockname[0], sockname[1])
+            logger.info("[node %d] listener %s bound to %s:%d", self.node_id, self.name,
+                        sockname[0], sockname[1])
             task_status.started(self.bound)
+            await self._open.wait()
+            for sock in sockets:
+                sock.listen(LISTEN_BACKLOG)
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        logger.info("[node %d] listener %s accepting connections on %s:%d", self.node_id, self.name,
+                    self.bound.host, self.bound.port)
+        async with trio.open_nursery() as nursery:
+            for sock in sockets:
+                nursery.start_soon(self._accept_loop, trio.SocketListener(sock), nursery)
+
+    async def _bind(self) -> list[trio.socket.SocketType]:
+        """One bound, not yet listening, socket per address of the host; port 0 picks a free
+        port on the first and the others take the same one."""
+        addresses = await trio.socket.getaddrinfo(self.host or None, self.port, type=trio.socket.SOCK_STREAM,
+                                                  flags=trio.socket.AI_PASSIVE)
+        sockets: list[trio.socket.SocketType] = []
+        port = self.port
+        try:
+            for family, kind, proto, _, address in addresses:
+                sock = trio.socket.socket(family, kind, proto)
+                sockets.append(sock)
+                sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+                if family == trio.socket.AF_INET6:
+                    sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
+                await sock.bind((address[0], port, *address[2:]))
+                port = sock.getsockname()[1]
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        return sockets
 
     async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
         async with listener:

@@ -6,8 +6,9 @@ Start-up order (each step must succeed before the next):
    replayed into the image;
 3. this voter leads the next epoch; an empty log first receives the bootstrap features;
 4. partition logs are loaded and recovered, listeners bind (port 0 picks a free port);
-5. the broker registers with its endpoints, the image places this node's partitions,
-   and only then does the node log that it has started.
+5. the broker registers with its endpoints, the image places this node's partitions;
+   only then do the broker listeners accept connections and the node log that it has
+   started (a client that connects earlier is refused and retries).
 Shutdown runs in reverse: listeners stop, logs flush and write their checkpoints and
 the clean-shutdown marker, the metadata log closes.
 """
@@ -100,6 +101,11 @@ class Node:
         finally:
             await self._close_logs(logs, raft.close)
 
+    def open_listeners(self) -> None:
+        """The broker can serve (registered, image caught up): its listeners start accepting."""
+        for listener in self.listeners:
+            listener.open()
+
     async def prepare_shutdown(self) -> None:
         """Before the tasks are cancelled: hand over the controller role and the broker's
         partitions (controlled shutdown), bounded by ``SHUTDOWN_HANDOVER_S``."""
@@ -143,7 +149,8 @@ class Node:
         async with trio.open_nursery() as nursery:
             for listener_config in config.listeners:
                 listener = Listener(self.node_id, listener_config.name, listener_config.host,
-                                    listener_config.port, broker.dispatch, config["socket.request.max.bytes"])
+                                    listener_config.port, broker.dispatch, config["socket.request.max.bytes"],
+                                    accept_at_once=listener_config.name in config.controller_listener_names)
                 self.bound[listener_config.name] = await nursery.start(listener.run)
                 self.listeners.append(listener)
             broker_endpoints = [e for e in self._advertised() if e[0] not in config.controller_listener_names]
@@ -157,6 +164,7 @@ class Node:
             await nursery.start(groups.run)
             nursery.start_soon(self._checkpoint_loop, logs)
             nursery.start_soon(self._retention_loop, logs)
+            self.open_listeners()
             logger.info("[node %d] Kafka Server started (kraft node %d, cluster %s)",
                         self.node_id, self.node_id, cluster_id)
             self.started.set()

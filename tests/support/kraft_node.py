@@ -152,8 +152,9 @@ class KraftNode:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> None:
-        """Formats storage on the first start, launches the server and waits until it is ready."""
+    def start(self, *, wait_ready: bool = True) -> None:
+        """Formats storage on the first start, launches the server and (unless told not to)
+        waits until it is ready."""
         if self.is_running():
             raise KraftNodeError(f"{self!r} is already running")
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,8 @@ class KraftNode:
                 cwd=REPO_ROOT,
                 env=_child_environment(),
             )
-        self._wait_until_ready(log_offset)
+        if wait_ready:
+            self._wait_until_ready(log_offset)
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
         """SIGTERM, then SIGKILL if the node has not exited within `timeout_s`; returns its status."""
