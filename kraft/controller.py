@@ -26,7 +26,7 @@ from typing import Mapping, Sequence
 
 from kio.schema.errors import ErrorCode
 
-from .config import ConfigError, ServerConfig, validate_topic_config
+from .config import ConfigError, ServerConfig, topic_config_def, validate_topic_configs
 from .metadata import (
     TOPIC_RESOURCE, ConfigRecord, MetadataImage, PartitionRecord, ProducerIdsRecord,
     RemoveTopicRecord, TopicRecord, new_topic_id,
@@ -215,15 +215,14 @@ class ControllerLogic:
         return records, result
 
     def _validated_configs(self, configs: Mapping[str, str | None]) -> dict[str, str]:
-        validated = {}
-        for key, value in configs.items():
-            try:
-                text = validate_topic_config(key, value)
-            except ConfigError as error:
-                raise ControllerError(ErrorCode.invalid_config, str(error)) from None
-            if text is not None:
-                validated[key] = text
-        return validated
+        nulls = sorted(key for key, value in configs.items() if value is None)
+        if nulls:
+            raise ControllerError(ErrorCode.invalid_config,
+                                  f"Null value not supported for topic configs: {', '.join(nulls)}")
+        try:
+            return validate_topic_configs(configs, self._config)
+        except ConfigError as error:
+            raise ControllerError(ErrorCode.invalid_config, str(error)) from None
 
     def _assignments(self, image: MetadataImage, topic: NewTopic) -> list[tuple[int, ...]]:
         if topic.assignments:
@@ -325,14 +324,20 @@ class ControllerLogic:
     def alter_topic_configs(
         self, image: MetadataImage, name: str, changes: Sequence[ConfigChange], incremental: bool,
     ) -> list:
-        if image.topic(name) is None:
-            raise ControllerError(ErrorCode.unknown_topic_or_partition,
-                                  f"Topic {name} does not exist.")
+        # As Kafka's controller, the values are checked before whether the topic exists.
         current = dict(image.topic_configs(name))
         wanted = dict(current) if incremental else {}
         for change in changes:
+            definition = topic_config_def(change.name)
+            if change.operation in (2, 3) and (definition is None or definition.type != "list"):
+                raise ControllerError(ErrorCode.invalid_config,
+                                      f"Can't {'APPEND' if change.operation == 2 else 'SUBTRACT'} to key"
+                                      f" {change.name} because its type is not LIST.")
             wanted = _apply_change(wanted, change)
-        self._validated_configs({k: v for k, v in wanted.items()})
+        wanted = self._validated_configs(wanted)
+        if image.topic(name) is None:
+            raise ControllerError(ErrorCode.unknown_topic_or_partition,
+                                  f"The topic '{name}' does not exist.")
         records = []
         for key in sorted(set(current) | set(wanted)):
             if current.get(key) != wanted.get(key):

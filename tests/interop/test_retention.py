@@ -25,7 +25,7 @@ def wait_for_log_start(bootstrap: str, topic: str, expected: int) -> None:
 
 def test_retention_ms_deletes_expired_segments_in_the_background(kraft_node_factory, topic_name: str) -> None:
     node = kraft_node_factory(overrides={"log.retention.check.interval.ms": "200"})
-    create_topic(node.bootstrap, topic_name, configs={"segment.bytes": "100", "retention.ms": "3600000"})
+    create_topic(node.bootstrap, topic_name, configs={"internal.segment.bytes": "100", "retention.ms": "3600000"})
     for index in range(4):
         batch = build_batch([RecordInput(key=b"k", value=b"old-%d" % index)], timestamp_ms=1_000 + index)
         assert produce(node.bootstrap, topic_name, batch).error_code == 0
@@ -79,7 +79,7 @@ def test_kafka_delete_records_tool(kraft_node, topic_name: str, tmp_path) -> Non
 def test_compacted_topic_keeps_the_latest_value_per_key(kraft_node_factory, topic_name: str) -> None:
     node = kraft_node_factory(overrides={"log.retention.check.interval.ms": "200"})
     create_topic(node.bootstrap, topic_name, configs={
-        "cleanup.policy": "compact", "segment.bytes": "200", "min.cleanable.dirty.ratio": "0.01"})
+        "cleanup.policy": "compact", "internal.segment.bytes": "200", "min.cleanable.dirty.ratio": "0.01"})
     for index in range(12):
         batch = build_batch([RecordInput(key=b"k%d" % (index % 2), value=b"v%d" % index)])
         assert produce(node.bootstrap, topic_name, batch).base_offset == index
