@@ -49,11 +49,19 @@ class BrokerLifecycle:
         return seen is not None and now_ms - seen < self.session_timeout_ms
 
     def register(self, image: MetadataImage, broker_id: int, incarnation_id: str,
-                 endpoints: tuple, rack: str | None, next_offset: int, now_ms: int
-                 ) -> tuple[ErrorCode, list, int]:
-        """(error, records, broker epoch); ``next_offset`` is where the record will land."""
+                 endpoints: tuple, rack: str | None, next_offset: int, now_ms: int,
+                 *, from_this_node: bool = False) -> tuple[ErrorCode, list, int]:
+        """(error, records, broker epoch); ``next_offset`` is where the record will land.
+
+        As Kafka, a new incarnation is refused while the old one's session lives, since two
+        brokers may not share an id. ``from_this_node``: the broker half of the active
+        controller's own node; node ids are unique among the cluster's nodes, so the old
+        incarnation can only be this node before a restart, and waiting out its session (as
+        Kafka makes a restarted combined node wait) would protect nothing.
+        """
         existing = image.brokers.get(broker_id)
-        if existing is not None and existing.incarnation_id != incarnation_id and self._alive(broker_id, now_ms):
+        if (existing is not None and existing.incarnation_id != incarnation_id and not from_this_node
+                and self._alive(broker_id, now_ms)):
             return ErrorCode.duplicate_broker_registration, [], -1
         records: list = []
         if existing is not None and not existing.fenced:

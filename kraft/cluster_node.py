@@ -47,6 +47,8 @@ from .raft.net import RAFT_API_KEYS, RaftNetwork
 
 logger = logging.getLogger(__name__)
 DUTY_INTERVAL_S = 0.5
+TAKE_UP_INTERVAL_S = 0.02
+STARTING_HEARTBEAT_S = 0.05
 CATCH_UP_WAIT_S = 60
 SNAPSHOT_CHECK_INTERVAL_S = 1.0
 
@@ -125,9 +127,8 @@ class DriverQuorum:
                           tuple(voters), observers, endpoints=tuple(self._endpoints.items()))
 
 
-def check_roles(config) -> dict[int, tuple[str, int]]:
+def check_roles(config, voters: dict[int, tuple[str, int]]) -> dict[int, tuple[str, int]]:
     """Voters must include every controller; a broker-only node is an observer."""
-    voters = {v.node_id: (v.host, v.port) for v in config.voters}
     is_voter = config.node_id in voters
     if "controller" in config.roles and not is_voter:
         raise ValueError(f"node {config.node_id} has the controller role but is not among"
@@ -148,13 +149,13 @@ def raft_config(config) -> RaftConfig:
 class QuorumMember:
     """Runs one combined node of a multi-voter cluster; ``node`` is the kraft.node.Node."""
 
-    def __init__(self, node: Any, cluster_id: str, logs: Any) -> None:
+    def __init__(self, node: Any, cluster_id: str, logs: Any, voters: dict[int, tuple[str, int]]) -> None:
         self.node = node
         self.config = node.config
         self.node_id = node.node_id
         self.cluster_id = cluster_id
         self.logs = logs
-        self.voters = check_roles(self.config)
+        self.voters = check_roles(self.config, voters)
         self.publisher = MetadataPublisher()
         self._broker_epoch: int | None = None
         self._shutting_down = False
@@ -229,8 +230,7 @@ class QuorumMember:
                     node.listeners.append(listener)
                 await nursery.start(self.network.run)
                 await nursery.start(driver.run)
-                broker.quorum = DriverQuorum(driver, {self.node_id: None}, {
-                    voter: (Endpoint("CONTROLLER", host, port),) for voter, (host, port) in self.voters.items()})
+                broker.quorum = DriverQuorum(driver, {self.node_id: self._directory_id()}, self._voter_endpoints())
                 nursery.start_soon(self._take_snapshots, driver)
                 if "controller" in config.roles:
                     nursery.start_soon(self._controller_duties, driver, controller)
@@ -243,6 +243,20 @@ class QuorumMember:
                 task_status.started(node)
         finally:
             self._disk.close() if hasattr(self._disk, "close") else None
+
+    def _directory_id(self) -> str | None:
+        meta = read_meta_properties(self.config.metadata_log_dir)
+        return meta.directory_id if meta and meta.directory_id else None
+
+    def _voter_endpoints(self) -> dict[int, tuple[Endpoint, ...]]:
+        """Every voter's controller endpoint as configured; this node's as it is bound and
+        advertised (a standalone voter may have bound port 0)."""
+        endpoints = {voter: (Endpoint("CONTROLLER", host, port),) for voter, (host, port) in self.voters.items()}
+        names = set(self.config.controller_listener_names)
+        own = tuple(Endpoint(name, host, port) for name, host, port, _ in self.node._advertised() if name in names)
+        if self.node_id in endpoints and own:
+            endpoints[self.node_id] = own
+        return endpoints
 
     async def _start_broker(self, nursery: trio.Nursery, broker: Broker, replicas: ReplicaManager,
                             facade: ControllerFacade, controller: ActiveController,
@@ -269,7 +283,7 @@ class QuorumMember:
                            " the client listeners stay closed until it is", self.node_id, CATCH_UP_WAIT_S)
         logger.info("[node %d] registered and unfenced with broker epoch %s; the client listeners open",
                     self.node_id, self._broker_epoch)
-        node.open_listeners()
+        await node.open_listeners()
 
     async def prepare_shutdown(self) -> None:
         """Controlled shutdown: the broker asks to be fenced (its partitions move to other
@@ -281,7 +295,7 @@ class QuorumMember:
                 await self._heartbeat(self._controller, self._channel, self._broker_epoch, want_shut_down=True)
             except (ForwardingFailed, NotLeaderError, AppendLostError) as error:
                 logger.info("[node %d] controlled shutdown: %s", self.node_id, error)
-        if self.driver.is_leader:
+        if self.driver.is_leader and len(self.voters) > 1:
             logger.info("[node %d] resigning as quorum leader in epoch %d", self.node_id, self.driver.epoch)
             await self.driver.resign()
             while self.driver.is_leader:
@@ -291,7 +305,9 @@ class QuorumMember:
         """On the active controller: catch up, bootstrap an empty log, fence silent brokers."""
         was_leader = False
         while True:
-            await trio.sleep(DUTY_INTERVAL_S)
+            # Quick while the role is not taken up yet, so a new leader (a standalone node at
+            # start among them) begins its duties at once; then every DUTY_INTERVAL_S.
+            await trio.sleep(DUTY_INTERVAL_S if was_leader else TAKE_UP_INTERVAL_S)
             core = driver.core
             if core is not None and logger.isEnabledFor(logging.DEBUG):
                 logger.debug("[node %d] raft role %s epoch %d leader %s high watermark %d",
@@ -325,7 +341,7 @@ class QuorumMember:
             self._broker_epoch = epoch
             try:
                 if epoch is None:
-                    epoch = await self._register(controller, channel, incarnation)
+                    epoch = self._broker_epoch = await self._register(controller, channel, incarnation)
                 if epoch is not None:
                     error, fenced = await self._heartbeat(controller, channel, epoch,
                                                           want_shut_down=self._shutting_down)
@@ -335,7 +351,9 @@ class QuorumMember:
                         registered.set()
             except (ForwardingFailed, NotLeaderError, AppendLostError) as error:
                 logger.info("[node %d] broker heartbeat: %s", self.node_id, error)
-            await trio.sleep(interval_s if epoch is not None else 0.2)
+            # Kafka's broker heartbeats at once while it waits to be unfenced; so quickly here,
+            # at the interval once unfenced.
+            await trio.sleep(interval_s if registered.is_set() else min(interval_s, STARTING_HEARTBEAT_S))
 
     def _endpoints(self) -> list[tuple[str, str, int, str]]:
         names = set(self.config.controller_listener_names)
@@ -345,7 +363,7 @@ class QuorumMember:
                         incarnation: uuid.UUID) -> int | None:
         if channel.is_active():
             error, epoch = await controller.register(self.node_id, str(incarnation), self._endpoints(),
-                                                     self.config.get("broker.rack"))
+                                                     self.config.get("broker.rack"), from_this_node=True)
         else:
             from kio.schema.broker_registration.v4.request import BrokerRegistrationRequest, Feature, Listener as Endpoint_
 

@@ -69,6 +69,7 @@ class Listener:
         self._frame_bytes_max = frame_bytes_max
         self._connections = 0
         self._open = trio.Event()
+        self._accepting = trio.Event()
         if accept_at_once:
             self._open.set()
         self.bound: BoundListener | None = None
@@ -76,6 +77,10 @@ class Listener:
     def open(self) -> None:
         """Start accepting connections (at once if ``run`` has bound already, else when it has)."""
         self._open.set()
+
+    async def wait_accepting(self) -> None:
+        """Until the sockets listen: a client that connects from then on is accepted."""
+        await self._accepting.wait()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         sockets = await self._bind()
@@ -88,6 +93,7 @@ class Listener:
             await self._open.wait()
             for sock in sockets:
                 sock.listen(LISTEN_BACKLOG)
+            self._accepting.set()
         except BaseException:
             for sock in sockets:
                 sock.close()

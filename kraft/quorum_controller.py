@@ -4,9 +4,9 @@ Writes are serialized by one lock so every decision is made against the image th
 includes all earlier committed writes; the records go to the metadata quorum through a
 ``MetadataLog`` and the call returns only once they are committed and applied to the
 shared image, so the broker half of the node sees the change before the admin request
-is answered. Two logs exist: the single voter (``SingleVoterLog``: durable here is
-committed) and the Raft quorum (``QuorumLog``: committed when a majority has it, applied
-by the driver's commit callback on every node alike).
+is answered. The log is the Raft quorum (``QuorumLog``: committed when a majority of the
+voters has it, which for a standalone node is this node alone, and applied by the driver's
+commit callback on every node alike).
 """
 
 from __future__ import annotations
@@ -20,15 +20,18 @@ import trio
 from .broker_lifecycle import BrokerLifecycle, HeartbeatAnswer
 from .config import ServerConfig
 from .controller import ConfigChange, ControllerError, ControllerLogic, NewTopic, TopicResult
-from .metadata import MetadataImage, MetadataRecordError, RegisterBrokerRecord, decode_record, encode_record
-from .raft import SingleVoterRaft
+from .metadata import FULL_DELTA, ImageDelta, MetadataImage, MetadataRecordError, decode_record, encode_record
 
 logger = logging.getLogger(__name__)
 
 
 class MetadataPublisher:
-    """Holds the current image and tells listeners about each new one.
+    """Holds the current image and tells listeners about each new one, with what changed.
 
+    Listeners are called with (delta, new image), as Kafka's ``MetadataPublisher``s are: a
+    new subscriber first gets ``FULL_DELTA`` with the current image, and so does every
+    listener when a snapshot replaces the image; otherwise the delta names exactly what the
+    batch of records changed, so a listener's work follows the change, not the image size.
     ``applied_offset`` counts every committed entry, control entries included, so a
     writer can wait until its own entry has been applied (``wait_applied``)."""
 
@@ -36,23 +39,26 @@ class MetadataPublisher:
         self.image = MetadataImage()
         self.applied_offset = -1
         self.bytes_since_snapshot = 0
-        self._listeners: list[Callable[[MetadataImage], None]] = []
+        self._listeners: list[Callable[[ImageDelta, MetadataImage], None]] = []
         self._applied = trio.Event()
 
-    def subscribe(self, listener: Callable[[MetadataImage], None]) -> None:
+    def subscribe(self, listener: Callable[[ImageDelta, MetadataImage], None]) -> None:
         self._listeners.append(listener)
-        listener(self.image)
+        listener(FULL_DELTA, self.image)
 
     def publish(self, records: Sequence, offset: int) -> None:
-        image = self.image.apply(records, offset) if records else None
-        self._advance(image, offset)
+        if records:
+            image, delta = self.image.apply_delta(records, offset)
+            self._advance(image, offset, delta)
+        else:
+            self._advance(None, offset)
 
-    def _advance(self, image: MetadataImage | None, offset: int) -> None:
+    def _advance(self, image: MetadataImage | None, offset: int, delta: ImageDelta = FULL_DELTA) -> None:
         """Install ``image`` (if any) for the listeners, then wake writers waiting for ``offset``."""
         if image is not None:
             self.image = image
             for listener in self._listeners:
-                listener(image)
+                listener(delta, image)
         self.applied_offset = max(self.applied_offset, offset)
         self._applied.set()
         self._applied = trio.Event()
@@ -82,26 +88,6 @@ class MetadataPublisher:
     async def wait_applied(self, offset: int) -> None:
         while self.applied_offset < offset:
             await self._applied.wait()
-
-
-class SingleVoterLog:
-    """A quorum of one: durable on this node is committed."""
-
-    def __init__(self, raft: SingleVoterRaft, publisher: MetadataPublisher) -> None:
-        self._raft = raft
-        self._publisher = publisher
-
-    @property
-    def high_watermark(self) -> int:
-        return self._raft.high_watermark
-
-    def is_leader(self) -> bool:
-        return True
-
-    async def commit(self, records: Sequence) -> int:
-        _, last_offset = await trio.to_thread.run_sync(self._raft.append, list(records))
-        self._publisher.publish(records, last_offset)
-        return last_offset
 
 
 class QuorumLog:
@@ -187,25 +173,19 @@ class ActiveController:
             self._producer_ids = (next_id + 1, end)
             return next_id
 
-    async def register_broker(self, incarnation_id: str, endpoints, rack: str | None) -> int:
-        async with self._lock:
-            epoch = self._log.high_watermark
-            record = RegisterBrokerRecord(self.node_id, incarnation_id, epoch, tuple(endpoints),
-                                          rack, fenced=False)
-            await self._commit([record])
-            return epoch
-
-    # ----- brokers of a multi-node cluster (BrokerRegistration, BrokerHeartbeat) ----------
+    # ----- brokers (BrokerRegistration, BrokerHeartbeat) -------------------------------------
 
     def reset_broker_sessions(self, session_timeout_ms: int) -> None:
         """A newly active controller gives every broker a full session (as Kafka does)."""
         self.lifecycle = BrokerLifecycle(session_timeout_ms)
 
-    async def register(self, broker_id: int, incarnation_id: str, endpoints, rack: str | None) -> tuple:
+    async def register(self, broker_id: int, incarnation_id: str, endpoints, rack: str | None,
+                       *, from_this_node: bool = False) -> tuple:
+        """``from_this_node``: the broker half of this very process (see BrokerLifecycle)."""
         async with self._lock:
             error, records, epoch = self.lifecycle.register(
                 self.image, broker_id, incarnation_id, tuple(endpoints), rack, self._log.high_watermark,
-                wall_clock_ms())
+                wall_clock_ms(), from_this_node=from_this_node and broker_id == self.node_id)
             await self._commit(records)
         if error == 0:
             logger.info("[node %d] registered broker %d with epoch %d", self.node_id, broker_id, epoch)

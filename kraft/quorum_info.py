@@ -2,10 +2,9 @@
 
 The broker answers DescribeQuorum from ``QuorumInfo`` values and never looks inside the Raft
 implementation: anything with a ``describe_quorum()`` method (``QuorumSource``) can supply them.
-Today ``SingleVoterQuorum`` reads them from the one-voter ``SingleVoterRaft``; the multi-voter
-Raft core supplies the same facts from its leader state (follower fetch times and offsets), and
-a node that is not the leader answers ``None``, which the broker reports as Kafka's
-NOT_LEADER_OR_FOLLOWER.
+The Raft driver supplies them from its leader state (follower fetch times and offsets,
+``kraft.cluster_node.DriverQuorum``); a node that is not the leader answers ``None``, which the
+broker reports as Kafka's NOT_LEADER_OR_FOLLOWER.
 
 Rules (Kafka's ``LeaderState.describeQuorum``):
 - The leader is always one of the voters; Kafka's ``kafka-metadata-quorum`` fails otherwise, so
@@ -19,11 +18,8 @@ Rules (Kafka's ``LeaderState.describeQuorum``):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-from .meta_properties import read_meta_properties
+from typing import Protocol
 
 UNKNOWN_TIMESTAMP_MS = -1
 UNKNOWN_OFFSET = -1
@@ -80,34 +76,4 @@ class QuorumSource(Protocol):
         """The quorum as this node's leader state sees it, or None when it is not the leader."""
 
 
-class SingleVoterQuorum:
-    """``QuorumSource`` for ``SingleVoterRaft``: this node is the only voter and the leader.
-
-    ``endpoints`` are this node's controller listeners as bound (known once the listeners run).
-    """
-
-    def __init__(self, raft: Any, directory_id: str | None, endpoints: Sequence[Endpoint],
-                 clock_ms: Callable[[], int] = wall_clock_ms) -> None:
-        self._raft = raft
-        self._directory_id = directory_id or None
-        self._endpoints = tuple(endpoints)
-        self._clock_ms = clock_ms
-
-    @classmethod
-    def of_node(cls, raft: Any, metadata_dir: str, endpoints: Sequence[Endpoint]) -> "SingleVoterQuorum":
-        """The quorum of a node whose metadata log lives in ``metadata_dir``; the voter's
-        directory id is that directory's ``directory.id`` from ``meta.properties``."""
-        meta = read_meta_properties(metadata_dir)
-        return cls(raft, meta.directory_id if meta else None, endpoints)
-
-    def describe_quorum(self) -> QuorumInfo:
-        now_ms = self._clock_ms()
-        node_id = self._raft.node_id
-        leader = ReplicaInfo(node_id, self._directory_id, self._raft.log.log_end_offset,
-                             last_fetch_timestamp_ms=now_ms, last_caught_up_timestamp_ms=now_ms)
-        return QuorumInfo(leader_id=node_id, leader_epoch=self._raft.epoch,
-                          high_watermark=self._raft.high_watermark, voters=(leader,),
-                          endpoints=((node_id, self._endpoints),))
-
-
-__all__ = ["Endpoint", "QuorumInfo", "QuorumSource", "ReplicaInfo", "SingleVoterQuorum", "wall_clock_ms"]
+__all__ = ["Endpoint", "QuorumInfo", "QuorumSource", "ReplicaInfo", "wall_clock_ms"]

@@ -3,7 +3,10 @@
 Rules:
 - The metadata image is the only source of truth for which partitions exist here:
   ``apply_image`` opens a log for every partition whose replicas include this node and
-  deletes the logs of partitions that left the image (topic deletion).
+  deletes the logs of partitions that left the image (topic deletion). It looks only at
+  what the image delta names (partitions created or changed, topics removed, topic configs
+  changed), so a batch touching one partition costs the same in a cluster of any size;
+  a full delta (the first image, a snapshot) rescans everything.
 - A partition whose log directory is offline answers KAFKA_STORAGE_ERROR to every data
   request until a restart, as Kafka's getPartitionOrException does.
 - A partition's leader epoch comes from the image; produce and fetch check the epoch a
@@ -25,7 +28,7 @@ from storage.config import LogConfig
 from storage.manager import LogManager
 
 from ..config import ServerConfig, effective_topic_config
-from ..metadata import MetadataImage, PartitionImage
+from ..metadata import ImageDelta, MetadataImage, PartitionImage
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,50 @@ class ReplicaManager:
     def all_partitions(self) -> list[Partition]:
         return list(self._partitions.values())
 
-    def apply_image(self, image: MetadataImage) -> None:
+    def apply_image(self, delta: ImageDelta, image: MetadataImage) -> None:
+        """Follow the image: the partitions and topics ``delta`` names, or all of them."""
+        if delta.full:
+            self._apply_everything(image)
+            return
+        for topic_id in delta.removed_topics:
+            for partition in [p for p in self._partitions.values() if p.topic_id == topic_id]:
+                self._remove(partition)
+        for name in sorted(delta.topic_configs):
+            overrides = dict(image.topic_configs(name))
+            if self._configs.get(name) == overrides:
+                continue
+            self._configs[name] = overrides
+            topic = image.topic(name)
+            for index in (topic.partitions if topic is not None else ()):
+                partition = self._partitions.get((name, index))
+                if partition is not None:
+                    partition.log.config = log_config_for(self._config, overrides)
+        # After the configs, so a partition that arrives with them opens with them too.
+        topics = image.topics_by_id
+        for topic_id, index in sorted(delta.partitions):
+            topic = topics.get(topic_id)
+            if topic is not None and index in topic.partitions:
+                self._follow(topic.name, index, topic_id, topic.partitions[index], image)
+        for name in delta.removed_topics.values():
+            if name not in image.topic_ids_by_name:
+                self._configs.pop(name, None)
+
+    def _follow(self, topic: str, index: int, topic_id: str, state: PartitionImage, image: MetadataImage) -> None:
+        """One partition as the image has it: hosted here or not, with its current state."""
+        existing = self._partitions.get((topic, index))
+        if existing is not None and (existing.topic_id != topic_id or self.node_id not in state.replicas):
+            self._remove(existing)
+            existing = None
+        if self.node_id not in state.replicas:
+            return
+        if existing is None:
+            overrides = dict(image.topic_configs(topic))
+            self._configs[topic] = overrides
+            self._add(topic, index, topic_id, state, overrides)
+        else:
+            existing.state = state
+
+    def _apply_everything(self, image: MetadataImage) -> None:
         wanted: dict[tuple[str, int], tuple[str, PartitionImage]] = {}
         for topic in image.topics_by_id.values():
             for index, state in topic.partitions.items():

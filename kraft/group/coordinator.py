@@ -107,9 +107,13 @@ class CoordinatorBase:
             return ErrorCode.coordinator_not_available
         return ErrorCode.none
 
-    def on_image(self, image: Any) -> None:
-        """Load the partitions this node now leads; forget the ones it no longer leads."""
+    def on_image(self, delta: Any, image: Any) -> None:
+        """Load the partitions this node now leads; forget the ones it no longer leads. Only
+        a delta that touches ``__consumer_offsets`` (or a full one) can change that."""
         topic = image.topic(OFFSETS_TOPIC)
+        if not (delta.full or OFFSETS_TOPIC in delta.removed_topics.values()
+                or (topic is not None and delta.touches_topic(topic.topic_id))):
+            return
         led = set() if topic is None else {i for i, p in topic.partitions.items() if p.leader == self.node_id}
         for index in sorted(self.loaded - led):
             self._unload(index)

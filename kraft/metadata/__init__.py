@@ -1,6 +1,6 @@
 """Metadata records and the immutable image brokers serve from."""
 
-from .image import BrokerImage, MetadataImage, PartitionImage, TopicImage
+from .image import FULL_DELTA, BrokerImage, ImageDelta, MetadataImage, PartitionImage, TopicImage
 from .records import (
     BROKER_RESOURCE, TOPIC_RESOURCE, ConfigRecord, FeatureLevelRecord, FenceBrokerRecord,
     MetadataRecordError, NoOpRecord, PartitionChangeRecord, PartitionRecord,
@@ -9,8 +9,8 @@ from .records import (
 )
 
 __all__ = [
-    "BROKER_RESOURCE", "TOPIC_RESOURCE", "BrokerImage", "ConfigRecord", "FeatureLevelRecord",
-    "FenceBrokerRecord", "MetadataImage", "MetadataRecordError", "NoOpRecord",
+    "BROKER_RESOURCE", "FULL_DELTA", "TOPIC_RESOURCE", "BrokerImage", "ConfigRecord", "FeatureLevelRecord",
+    "FenceBrokerRecord", "ImageDelta", "MetadataImage", "MetadataRecordError", "NoOpRecord",
     "PartitionChangeRecord", "PartitionImage", "PartitionRecord", "ProducerIdsRecord",
     "RegisterBrokerRecord", "RemoveTopicRecord", "TopicImage", "TopicRecord",
     "UnfenceBrokerRecord", "decode_record", "encode_record", "new_topic_id",

@@ -3,7 +3,8 @@
 Rules (after Kafka's MetadataImage/MetadataDelta): an image is never mutated; applying
 records yields a new image that shares every sub-image the records did not touch. The
 broker serves requests from whatever image is current, so a reader never sees a
-half-applied batch of records.
+half-applied batch of records. ``apply_delta`` also says what the records changed
+(``ImageDelta``), so subscribers act on that instead of rescanning the whole image.
 """
 
 from __future__ import annotations
@@ -55,6 +56,29 @@ class BrokerImage:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageDelta:
+    """What one batch of records changed, by key; ``full`` when anything may have (the first
+    image a subscriber sees, a snapshot loaded), so the subscriber must look at everything.
+
+    ``partitions`` are (topic id, partition) created or changed; ``removed_topics`` maps the
+    id of each deleted topic to its name; ``topic_configs`` names the topics whose configs
+    changed; ``brokers`` the broker ids registered, fenced or unfenced."""
+
+    full: bool = False
+    partitions: frozenset[tuple[str, int]] = frozenset()
+    removed_topics: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    topic_configs: frozenset[str] = frozenset()
+    brokers: frozenset[int] = frozenset()
+    features: bool = False
+
+    def touches_topic(self, topic_id: str) -> bool:
+        return self.full or topic_id in self.removed_topics or any(t == topic_id for t, _ in self.partitions)
+
+
+FULL_DELTA = ImageDelta(full=True)
+
+
+@dataclass(frozen=True, slots=True)
 class MetadataImage:
     offset: int = -1
     topics_by_id: Mapping[str, TopicImage] = field(default_factory=lambda: EMPTY)
@@ -72,10 +96,14 @@ class MetadataImage:
         return self.configs.get((TOPIC_RESOURCE, name), EMPTY)
 
     def apply(self, records: Iterable[MetadataRecord], offset: int) -> "MetadataImage":
+        return self.apply_delta(records, offset)[0]
+
+    def apply_delta(self, records: Iterable[MetadataRecord], offset: int) -> tuple["MetadataImage", ImageDelta]:
+        """The new image and what changed from this one to it."""
         delta = _Delta(self)
         for record in records:
             delta.replay(record)
-        return delta.build(offset)
+        return delta.build(offset), delta.changes()
 
 
 @dataclass
@@ -90,6 +118,17 @@ class _Delta:
     features: dict[str, int] | None = None
     next_producer_id: int | None = None
     _partitions: dict[str, dict[int, PartitionImage]] = field(default_factory=dict)
+    _changed_partitions: set[tuple[str, int]] = field(default_factory=set)
+    _removed_topics: dict[str, str] = field(default_factory=dict)
+    _changed_configs: set[str] = field(default_factory=set)
+    _changed_brokers: set[int] = field(default_factory=set)
+
+    def changes(self) -> ImageDelta:
+        return ImageDelta(
+            partitions=frozenset(p for p in self._changed_partitions if p[0] not in self._removed_topics),
+            removed_topics=MappingProxyType(dict(self._removed_topics)),
+            topic_configs=frozenset(self._changed_configs), brokers=frozenset(self._changed_brokers),
+            features=self.features is not None)
 
     def _topics(self) -> tuple[dict[str, TopicImage], dict[str, str]]:
         if self.topics_by_id is None:
@@ -125,6 +164,7 @@ class _Delta:
             record.partition_id, tuple(record.replicas), tuple(record.isr), record.leader,
             record.leader_epoch, record.partition_epoch,
         )
+        self._changed_partitions.add((record.topic_id, record.partition_id))
 
     def _replay_PartitionChangeRecord(self, record: PartitionChangeRecord) -> None:
         partitions = self._partition_map(record.topic_id)
@@ -138,12 +178,14 @@ class _Delta:
             changes["leader"] = record.leader
             changes["leader_epoch"] = current.leader_epoch + 1
         partitions[record.partition_id] = replace(current, **changes)
+        self._changed_partitions.add((record.topic_id, record.partition_id))
 
     def _replay_RemoveTopicRecord(self, record: RemoveTopicRecord) -> None:
         topics, names = self._topics()
         topic = topics.pop(record.topic_id, None)
         self._partitions.pop(record.topic_id, None)
         if topic is not None:
+            self._removed_topics[record.topic_id] = topic.name
             names.pop(topic.name, None)
             if self.configs is None:
                 self.configs = dict(self.base.configs)
@@ -153,6 +195,8 @@ class _Delta:
         if self.configs is None:
             self.configs = dict(self.base.configs)
         key = (record.resource_type, record.resource_name)
+        if record.resource_type == TOPIC_RESOURCE:
+            self._changed_configs.add(record.resource_name)
         entries = dict(self.configs.get(key, EMPTY))
         if record.value is None:
             entries.pop(record.name, None)
@@ -161,17 +205,20 @@ class _Delta:
         self.configs[key] = MappingProxyType(entries)
 
     def _replay_RegisterBrokerRecord(self, record: RegisterBrokerRecord) -> None:
+        self._changed_brokers.add(record.broker_id)
         self._brokers()[record.broker_id] = BrokerImage(
             record.broker_id, record.incarnation_id, record.broker_epoch,
             tuple(tuple(e) for e in record.endpoints), record.rack, record.fenced,
         )
 
     def _replay_FenceBrokerRecord(self, record: FenceBrokerRecord) -> None:
+        self._changed_brokers.add(record.broker_id)
         brokers = self._brokers()
         if record.broker_id in brokers:
             brokers[record.broker_id] = replace(brokers[record.broker_id], fenced=True)
 
     def _replay_UnfenceBrokerRecord(self, record: UnfenceBrokerRecord) -> None:
+        self._changed_brokers.add(record.broker_id)
         brokers = self._brokers()
         if record.broker_id in brokers:
             brokers[record.broker_id] = replace(brokers[record.broker_id], fenced=False)

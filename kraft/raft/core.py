@@ -232,7 +232,9 @@ class RaftCore(ElectionMixin, ReplicationMixin):
             self.check_quorum_deadline_ms = self.now_ms + self._check_quorum_timeout_ms()
             self.begin_epoch_sent_ms.clear()
         elif isinstance(role, (Unattached, Resigned)) and self.quorum.is_voter:
-            self.election_deadline_ms = self.now_ms + self._random_election_timeout_ms()
+            # The only voter has nobody to wait for: it stands at once, as Kafka's does.
+            only_voter = self.quorum.voters == {self.local_id}
+            self.election_deadline_ms = self.now_ms + (0 if only_voter else self._random_election_timeout_ms())
         elif isinstance(role, (Prospective, Candidate)):
             self.election_deadline_ms = self.now_ms + self._random_election_timeout_ms()
 

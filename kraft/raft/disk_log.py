@@ -12,7 +12,7 @@ Rules:
   before anything else of a Ready. -1 means "none" as in Kafka; a v0 file or a null
   directory id (the single-voter quorum wrote those) is read too.
 - Snapshots: ``<end_offset:020d>-<epoch:010d>.checkpoint`` holding the snapshot's bytes
-  verbatim, written atomically; older checkpoints are removed once the new one is
+  verbatim, written atomically (the 0-0 one is format's bootstrap checkpoint, not ours); older checkpoints are removed once the new one is
   durable, and only then is the log start moved up to its end offset.
 - Entries: record batches in a ``storage.PartitionLog`` (mapping in ``batches.py``),
   appended with their offsets and epochs. After a truncation the disk must hold exactly
@@ -44,6 +44,7 @@ from .log import Entry, RaftLog, Snapshot, SnapshotId
 from .ready import Ready
 from .roles import ElectionState
 
+METADATA_PARTITION = "__cluster_metadata-0"
 QUORUM_STATE_FILE = "quorum-state"
 QUORUM_STATE_VERSION = 1
 QUORUM_STATE_BYTES_MAX = 64 << 10
@@ -51,6 +52,10 @@ SNAPSHOT_BYTES_MAX = 1 << 30
 READ_CHUNK_BYTES = 1 << 20
 NO_ID = -1
 _CHECKPOINT_NAME = re.compile(r"^(\d{20})-(\d{10})\.checkpoint$")
+# Kafka's bootstrap checkpoint (end offset 0, epoch 0): written by ``kafka-storage format``
+# with the voters of a standalone quorum, not by the log; it holds no image, so it is
+# neither loaded as a snapshot nor removed when newer snapshots supersede the older ones.
+BOOTSTRAP_CHECKPOINT_NAME = "00000000000000000000-0000000000.checkpoint"
 _TEMP_SUFFIXES = (".checkpoint.tmp", ".checkpoint.part")
 
 
@@ -143,7 +148,7 @@ class DiskRaftLog:
         ids = []
         for name in self._fs.listdir(self.directory):
             match = _CHECKPOINT_NAME.match(name)
-            if match:
+            if match and name != BOOTSTRAP_CHECKPOINT_NAME:
                 ids.append(SnapshotId(int(match.group(1)), int(match.group(2))))
         return sorted(ids)
 

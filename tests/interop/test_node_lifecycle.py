@@ -122,3 +122,59 @@ def test_python_m_kraft_formats_its_default_directory_on_first_use(tmp_path):
         assert process.wait(timeout=15) == 0
     finally:
         processes.kill(process)
+
+
+def _write_single_voter_log(metadata_dir: Path, records_by_batch: list[list]) -> None:
+    """``__cluster_metadata-0`` as the single-voter log of earlier kraft releases wrote it: one
+    record batch per commit, stamped with the epoch, real timestamps, and a quorum-state file
+    with a null directory id."""
+    import json
+
+    from kraft.metadata import encode_record
+    from protocol.records import RecordInput, build_batch
+    from storage.config import LogConfig
+    from storage.fs import REAL_FILE_SYSTEM
+    from storage.log import PartitionLog
+
+    directory = metadata_dir / "__cluster_metadata-0"
+    log = PartitionLog.open(str(directory), LogConfig(), REAL_FILE_SYSTEM)
+    for records in records_by_batch:
+        batch = build_batch([RecordInput(value=encode_record(r)) for r in records], partition_leader_epoch=1)
+        log.append(bytearray(batch), leader_epoch=1)
+    log.flush()
+    log.close()
+    state = {"leaderId": 1, "leaderEpoch": 1, "votedId": 1, "votedDirectoryId": None, "data_version": 1}
+    (directory / "quorum-state").write_text(json.dumps(state))
+
+
+def test_a_data_directory_of_the_single_voter_log_still_starts(kraft_node_factory, tmp_path):
+    """Nodes formatted --standalone by earlier releases ran a separate single-voter log; every
+    node now runs the Raft driver, which reads that log and takes the next epoch."""
+    from kraft.metadata import FeatureLevelRecord, PartitionRecord, RegisterBrokerRecord, TopicRecord, new_topic_id
+    from tests.support.kraft_node import KraftNode
+
+    node = KraftNode(tmp_path / "legacy")
+    node.directory.mkdir(parents=True)
+    write_properties(node.properties_path, node.properties)
+    node._format()
+    topic_id = new_topic_id()
+    _write_single_voter_log(node.data_dir, [
+        [FeatureLevelRecord("metadata.version", 25)],
+        [RegisterBrokerRecord(1, "old-incarnation", 1, (("PLAINTEXT", "127.0.0.1", 9092, "PLAINTEXT"),), None,
+                              fenced=False)],
+        [TopicRecord("legacy-topic", topic_id), PartitionRecord(topic_id, 0, (1,), (1,), 1),
+         PartitionRecord(topic_id, 1, (1,), (1,), 1)],
+    ])
+    try:
+        node.start()
+        described = run_tool("tools.topics", "--bootstrap-server", node.bootstrap, "--describe", "--topic",
+                             "legacy-topic")
+        assert described.returncode == 0, described.stdout + described.stderr
+        from protocol.uuids import uuid_to_text
+        import uuid
+
+        assert f"TopicId: {uuid_to_text(uuid.UUID(topic_id))}\tPartitionCount: 2" in described.stdout, described.stdout
+        assert "\tPartition: 1\tLeader: 1\t" in described.stdout, described.stdout
+        assert "active controller in epoch 2" in node.log_text(), node.log_tail()
+    finally:
+        node.stop()

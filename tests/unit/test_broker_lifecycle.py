@@ -79,3 +79,20 @@ def test_a_broker_that_asks_to_shut_down_is_fenced_and_told_to_go():
     answer, records = lifecycle.heartbeat(image, 2, image.brokers[2].broker_epoch, image.offset, False, True, 10)
     assert answer.should_shut_down and answer.is_fenced
     assert apply(image, records).brokers[2].fenced
+
+
+def test_a_new_incarnation_waits_out_the_old_session_unless_it_is_the_controllers_own_node():
+    from kio.schema.errors import ErrorCode
+
+    from kraft.broker_lifecycle import BrokerLifecycle
+    from kraft.metadata import MetadataImage, RegisterBrokerRecord
+
+    endpoints = (("PLAINTEXT", "localhost", 9092, "PLAINTEXT"),)
+    image = MetadataImage().apply([RegisterBrokerRecord(1, "before-the-crash", 0, endpoints, None, fenced=False)], 0)
+    lifecycle = BrokerLifecycle(9000)
+    lifecycle.last_heartbeat_ms[1] = 1_000  # a session that is still alive at 2_000
+    error, records, _ = lifecycle.register(image, 1, "after-the-crash", endpoints, None, 1, 2_000)
+    assert (error, records) == (ErrorCode.duplicate_broker_registration, [])
+    error, records, epoch = lifecycle.register(image, 1, "after-the-crash", endpoints, None, 1, 2_000,
+                                               from_this_node=True)
+    assert error == ErrorCode.none and records[-1].incarnation_id == "after-the-crash" and epoch == 2

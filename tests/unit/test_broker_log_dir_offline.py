@@ -15,7 +15,7 @@ from kraft.broker.build import make, nested
 from kraft.broker.core import Broker
 from kraft.broker.replicas import ReplicaManager
 from kraft.config import parse_server_config
-from kraft.metadata import MetadataImage, PartitionRecord, TopicRecord, new_topic_id
+from kraft.metadata import FULL_DELTA, MetadataImage, PartitionRecord, TopicRecord, new_topic_id
 from kraft.network import ConnectionInfo
 from protocol.apis import Request, request_class
 from protocol.records import RecordInput, build_batch
@@ -41,7 +41,7 @@ def node(tmp_path) -> tuple[Broker, SimFileSystem, list[str]]:
     image = MetadataImage().apply([TopicRecord("t", topic_id)]
                                   + [PartitionRecord(topic_id, index, (1,), (1,), 1) for index in range(3)], 10)
     replicas = ReplicaManager(1, config, logs)
-    replicas.apply_image(image)
+    replicas.apply_image(FULL_DELTA, image)
     # Each new partition goes to the dir with fewest: t-0 and t-2 in a, t-1 in b.
     assert [logs.log_dir_of("t", index) for index in range(3)] == [logs.log_dirs[0], logs.log_dirs[1],
                                                                    logs.log_dirs[0]]

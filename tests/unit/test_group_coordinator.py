@@ -12,7 +12,7 @@ from kio.schema.errors import ErrorCode
 
 from kraft.config import parse_server_config
 from kraft.group import GroupCoordinator, GroupState, partition_for
-from kraft.metadata import MetadataImage, PartitionImage, PartitionRecord, TopicRecord, new_topic_id
+from kraft.metadata import FULL_DELTA, MetadataImage, PartitionImage, PartitionRecord, TopicRecord, new_topic_id
 from storage.config import LogConfig
 from storage.log import PartitionLog
 
@@ -54,7 +54,7 @@ class Cluster:
 
     def coordinator(self, config=CONFIG) -> GroupCoordinator:
         coordinator = GroupCoordinator(1, config, self, None, lambda: self.image)
-        coordinator.on_image(self.image)
+        coordinator.on_image(FULL_DELTA, self.image)
         return coordinator
 
     def reopen(self) -> GroupCoordinator:

@@ -12,8 +12,8 @@ import trio
 from kio.schema.errors import ErrorCode
 
 from kraft.broker.quorum import describe_quorum_response, directory_uuid, handle_describe_quorum
-from kraft.meta_properties import MetaProperties, write_meta_properties
-from kraft.quorum_info import Endpoint, QuorumInfo, ReplicaInfo, SingleVoterQuorum
+from kraft.cluster_node import DriverQuorum
+from kraft.quorum_info import Endpoint, QuorumInfo, ReplicaInfo
 from protocol.apis import BROKER_APIS, decode_response, encode_response, request_class, response_class
 from tools.common import ToolError
 from tools.metadata_quorum import format_status, quorum_from_response, uuid_text
@@ -24,15 +24,16 @@ DIRECTORY = "O6GnF0wOSfaaTsPxqBUTtA"
 NOW_MS = 1_700_000_000_000
 
 
-def fake_raft(log_end_offset: int = 7, epoch: int = 3, node_id: int = 1) -> types.SimpleNamespace:
-    return types.SimpleNamespace(node_id=node_id, epoch=epoch, high_watermark=log_end_offset,
-                                 log=types.SimpleNamespace(log_end_offset=log_end_offset))
-
-
 def single_voter_info() -> QuorumInfo:
-    quorum = SingleVoterQuorum(fake_raft(), DIRECTORY, [Endpoint("CONTROLLER", "127.0.0.1", 9093)],
-                               clock_ms=lambda: NOW_MS)
-    return quorum.describe_quorum()
+    return QuorumInfo(leader_id=1, leader_epoch=3, high_watermark=7, voters=(ReplicaInfo(1, DIRECTORY, 7, NOW_MS, NOW_MS),),
+                      endpoints=((1, (Endpoint("CONTROLLER", "127.0.0.1", 9093),)),))
+
+
+def fake_driver(*, is_leader: bool = True, replicas: dict | None = None) -> types.SimpleNamespace:
+    core = types.SimpleNamespace(now_ms=5_000, log=types.SimpleNamespace(end_offset=7),
+                                 role=types.SimpleNamespace(replicas=replicas or {}))
+    return types.SimpleNamespace(core=core, is_leader=is_leader, local_id=1, voters=frozenset({1}), epoch=3,
+                                 high_watermark=7)
 
 
 def request(version: int, topics: tuple[tuple[str, tuple[int, ...]], ...] = (("__cluster_metadata", (0,)),)):
@@ -56,18 +57,13 @@ def test_describe_quorum_is_advertised_at_versions_0_to_2() -> None:
     assert advertised[DESCRIBE_QUORUM] == (0, 2)
 
 
-def test_single_voter_quorum_reports_itself_as_leader_caught_up_now() -> None:
-    info = single_voter_info()
-    assert info == QuorumInfo(
-        leader_id=1, leader_epoch=3, high_watermark=7,
-        voters=(ReplicaInfo(1, DIRECTORY, 7, NOW_MS, NOW_MS),),
-        endpoints=((1, (Endpoint("CONTROLLER", "127.0.0.1", 9093),)),))
+def test_a_standalone_voter_reports_itself_as_leader_caught_up_now(monkeypatch) -> None:
+    import kraft.cluster_node as cluster_node
 
-
-def test_single_voter_quorum_takes_the_directory_id_from_meta_properties(tmp_path) -> None:
-    write_meta_properties(str(tmp_path), MetaProperties("K6V1JDsZSnKGtJEP6ad20A", 1, DIRECTORY))
-    quorum = SingleVoterQuorum.of_node(fake_raft(), str(tmp_path), [])
-    assert quorum.describe_quorum().voters[0].directory_id == DIRECTORY
+    monkeypatch.setattr(cluster_node, "wall_clock_ms", lambda: NOW_MS)
+    endpoints = {1: (Endpoint("CONTROLLER", "127.0.0.1", 9093),)}
+    assert DriverQuorum(fake_driver(), {1: DIRECTORY}, endpoints).describe_quorum() == single_voter_info()
+    assert DriverQuorum(fake_driver(is_leader=False), {1: DIRECTORY}, endpoints).describe_quorum() is None
 
 
 def test_quorum_info_refuses_a_leader_that_is_not_a_voter() -> None:

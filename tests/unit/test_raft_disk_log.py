@@ -164,6 +164,9 @@ def test_the_disk_matches_the_model_after_every_ready_reopen_and_crash(ops, seed
                 snapshot_id = SnapshotId(end, log.last_epoch + op[2])
                 if log.snapshot is not None and snapshot_id <= log.snapshot.snapshot_id:
                     continue
+                if snapshot_id == SnapshotId(0, 0):
+                    continue  # that name is format's bootstrap checkpoint; no leader sends it
+
                 snapshot = Snapshot(snapshot_id, b"f%d" % end)
                 log.install_snapshot(snapshot)
                 disk.write(Ready(snapshot=snapshot, log_start_offset=log.start_offset,
@@ -176,3 +179,22 @@ def test_the_disk_matches_the_model_after_every_ready_reopen_and_crash(ops, seed
         assert same(recovered, log), (recovered.start_offset, recovered.entries, log.start_offset, log.entries)
     finally:
         disk.close()
+
+
+def test_the_bootstrap_checkpoint_of_format_is_neither_loaded_nor_removed(tmp_path):
+    from kraft.raft.disk_log import BOOTSTRAP_CHECKPOINT_NAME
+
+    directory = tmp_path / "__cluster_metadata-0"
+    directory.mkdir()
+    (directory / BOOTSTRAP_CHECKPOINT_NAME).write_bytes(b"the voters, in format's own encoding")
+    disk = DiskRaftLog.open(str(directory))
+    _, log = disk.load()
+    assert log.snapshot is None and log.start_offset == 0
+    append(disk, log, 1, [b"a", b"b", b"c"])
+    snapshot = Snapshot(SnapshotId(2, 1), b"image")
+    log.install_snapshot(snapshot)
+    disk.write(Ready(snapshot=snapshot, log_start_offset=2), log)
+    disk, _, recovered = reopen(disk)
+    disk.close()
+    assert recovered.snapshot == snapshot and same(recovered, log)
+    assert (directory / BOOTSTRAP_CHECKPOINT_NAME).exists(), "a newer snapshot must not remove format's checkpoint"
