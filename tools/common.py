@@ -128,27 +128,10 @@ def run_command(
         return _report_bug(parser.prog, error)
 
 
-DEBUG_SWITCH = "KRAFT_LOG_LEVEL=DEBUG"
-
-
-def debugging() -> bool:
-    import os
-
-    return os.environ.get("KRAFT_LOG_LEVEL", "").strip().upper() == "DEBUG"
-
-
 def _report_bug(prog: str, error: BaseException) -> int:
-    """One line for an error the tool did not expect; the traceback only when debugging."""
-    if debugging():
-        import traceback
+    from kraft.server import report_unexpected_error
 
-        traceback.print_exception(error, file=sys.stderr)
-    leaf = next(iter(_leaves(error)))
-    text = str(leaf).strip().splitlines()
-    detail = f": {text[0]}" if text else ""
-    hint = "" if debugging() else f" (run with {DEBUG_SWITCH} for the traceback)"
-    print(f"{prog}: unexpected error {type(leaf).__name__}{detail}{hint}", file=sys.stderr)
-    return EXIT_FAILURE
+    return report_unexpected_error(prog, error)
 
 
 def _is_client_error(error: BaseException) -> bool:

@@ -27,9 +27,9 @@ from tools.common import (
     run_command,
     run_trio,
 )
+from tools.messages import ISOLATION_LEVELS, write_records
 
 DEFAULT_FORMATTER = "org.apache.kafka.tools.consumer.DefaultMessageFormatter"
-ISOLATION_LEVELS = {"read_uncommitted": 0, "read_committed": 1}
 EARLIEST, LATEST = -2, -1
 
 
@@ -181,21 +181,6 @@ async def consume(args: Namespace, start: int, reset: int, properties: dict[str,
                 deadline = trio.current_time() + timeout_s
             if not write_records(records, formatter, output, counter, limit):
                 return
-
-
-def write_records(records: list[Any], formatter: Any, output: BinaryIO, counter: list[int], limit: int | None) -> bool:
-    """Print records up to the limit; False when stdout is gone (Kafka's checkError)."""
-    try:
-        for record in records:
-            if limit is not None and counter[0] >= limit:
-                break
-            counter[0] += 1
-            output.write(formatter.format(record))
-        output.flush()
-    except BrokenPipeError:
-        print("Unable to write to standard out, closing consumer.", file=sys.stderr)
-        return False
-    return True
 
 
 if __name__ == "__main__":

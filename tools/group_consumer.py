@@ -23,9 +23,9 @@ import trio
 
 from protocol.client import Client, KafkaClientError
 from tools.common import ToolError, parse_bool
-from tools.console_consumer import ISOLATION_LEVELS, write_records
 from tools.consumer import AssignedConsumer, FetchSettings
 from tools.group_member import GroupMember, GroupSettings
+from tools.messages import ISOLATION_LEVELS, write_records
 
 CLOSE_TIMEOUT_S = 30.0
 IDLE_SLEEP_S = 0.1  # a member without partitions waits this long between checks

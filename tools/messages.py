@@ -18,7 +18,9 @@ DefaultMessageFormatter (console consumer ``--property``/``--formatter-property`
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from tools.common import ToolError, parse_bool
 
@@ -206,3 +208,23 @@ class DefaultMessageFormatter:
         return self.headers_separator.join(
             name.encode("utf-8") + b":" + self._nullable(value) for name, value in headers
         )
+
+
+# --- what the console consumers share -------------------------------------------------------
+
+ISOLATION_LEVELS = {"read_uncommitted": 0, "read_committed": 1}
+
+
+def write_records(records: list[Any], formatter: Any, output: BinaryIO, counter: list[int], limit: int | None) -> bool:
+    """Print records up to the limit; False when stdout is gone (Kafka's checkError)."""
+    try:
+        for record in records:
+            if limit is not None and counter[0] >= limit:
+                break
+            counter[0] += 1
+            output.write(formatter.format(record))
+        output.flush()
+    except BrokenPipeError:
+        print("Unable to write to standard out, closing consumer.", file=sys.stderr)
+        return False
+    return True

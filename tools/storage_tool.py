@@ -38,35 +38,14 @@ def _server_config(path: str):
 
 
 def format_storage(config_path: str, cluster_id: str, *, ignore_formatted: bool = False,
-                   standalone: bool = False, out=sys.stdout) -> int:
-    from kraft import meta_properties as meta
+                   standalone: bool = False, out=None) -> int:
+    from kraft.server import ServerError, format_storage as format_directories
 
-    config = _server_config(config_path)
-    if not meta.valid_cluster_id(cluster_id):
-        raise PlainError(f"Cluster ID string {cluster_id} does not appear to be a valid UUID:"
-                         " Input string with prefix `" + cluster_id[:22] + "` is too short to be decoded as a base64 UUID")
-    directories = sorted(set(config.log_dirs) | {config.metadata_log_dir})
-    formatted = [d for d in directories if meta.read_meta_properties(d) is not None]
-    if formatted and not ignore_formatted:
-        raise PlainError(f"Log directory {formatted[0]} is already formatted. Use --ignore-formatted"
-                         " to ignore this directory and format the others.")
-    pending = [d for d in directories if d not in formatted]
-    if not pending:
-        print("All of the log directories are already formatted.", file=out)
-        return 0
-    for directory in pending:
-        directory_id = meta.random_uuid()
-        meta.write_meta_properties(directory, meta.MetaProperties(cluster_id, config.node_id, directory_id))
-        if directory == config.metadata_log_dir:
-            meta.write_bootstrap(directory)
-            if standalone:
-                endpoints = [(l.name, l.host or "localhost", l.port) for l in config.listeners
-                             if l.name in config.controller_listener_names]
-                meta.write_standalone_voters(directory, config.node_id, directory_id, endpoints)
-        print(f"Formatting metadata directory {directory} with metadata.version 4.0-IV3."
-              if directory == config.metadata_log_dir else
-              f"Formatting data directory {directory} with metadata.version 4.0-IV3.", file=out)
-    return 0
+    try:
+        return format_directories(_server_config(config_path), cluster_id, ignore_formatted=ignore_formatted,
+                                  standalone=standalone, out=out)
+    except ServerError as error:
+        raise PlainError(str(error)) from None
 
 
 def storage_info(config_path: str, out=sys.stdout) -> int:
