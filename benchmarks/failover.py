@@ -1,12 +1,15 @@
-"""Controller failover of three kraft nodes: from kill -9 of the active controller to the next write.
+"""Controller failover, kraft beside Apache Kafka: from kill -9 of the active controller to the next write.
 
 The figure is the time from killing the active controller to the first successful metadata write
-(CreateTopics) through the new one.
+(CreateTopics) sent to a surviving broker.
 
-    python -m benchmarks.failover [--rounds N] [--json PATH]
+    python -m benchmarks.failover [--rounds N] [--broker kraft|kafka|both] [--json PATH]
 
 Three combined (broker + controller) nodes with a static quorum run with Kafka's default
-timeouts, stated explicitly so the figures do not move if kraft's defaults do. Each round:
+timeouts, stated explicitly so the figures do not move if kraft's defaults do; with `both`
+(the default) the same rounds run against kraft and then against Apache Kafka 4.4.0 (jars from
+Maven Central, benchmarks/kafka_cluster.py; Kafka's default heap and G1 flags) on this machine,
+and the report ends with kraft's figures over Kafka's. Each round:
 
   1. find the active controller (DescribeQuorum through the brokers);
   2. baseline: one CreateTopics with no fault, through an AdminClient bootstrapped on the other
@@ -21,11 +24,10 @@ The summary is the distribution of step 3 over the rounds (min, p50, p90, max; n
 beside the median of step 2 measured in the same run (STYLE.md rule 10) and Kafka's
 `controller.quorum.fetch.timeout.ms` (2000 ms), the time a follower waits for a silent leader
 before it starts an election, so the main part of the figure is expected to be near it.
-Each round also reports the new leader (DescribeQuorum, after the write) and when it logged
-"active controller in epoch N" (its duty loop polls every 0.5 s, so that line can trail the
-election, and the write, by up to half a second): a rough split of the figure into electing
-and writing. A restarted victim needs about broker.session.timeout.ms to rejoin, because its
-new registration waits for the old session to expire, as in Kafka.
+For kraft each round also reports when the new leader logged "active controller in epoch N":
+a rough split of the figure into electing and writing. A restarted victim needs about
+broker.session.timeout.ms to rejoin, because its new registration waits for the old session
+to expire, in kraft as in Kafka.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -93,8 +96,8 @@ class Round:
     failover_s: float
     attempts: int
     already_existed: bool
-    # kill -> the new leader's "active controller" log line; its duty loop polls every 0.5 s,
-    # so the line can lag the election, and even follow the first write, by up to that much
+    # kill -> the new leader's "active controller" log line (kraft only; its duty loop checks
+    # every 20 ms for the role, so the line trails the election by about that much)
     announced_s: float | None
     rejoin_s: float
     errors: tuple[str, ...]
@@ -136,7 +139,10 @@ def announced_at(node: QuorumNode, log_offset: int) -> float | None:
         log.seek(log_offset)
         for line in log.read().decode("utf-8", errors="replace").splitlines():
             if ACTIVE_CONTROLLER_LINE in line and line.startswith("["):
-                return datetime.strptime(line[1:line.index("]")], LOG_TIME_FORMAT).timestamp()
+                try:
+                    return datetime.strptime(line[1:line.index("]")], LOG_TIME_FORMAT).timestamp()
+                except ValueError:  # not kraft's log format
+                    return None
     return None
 
 
@@ -211,9 +217,10 @@ def summarize(rounds: list[Round]) -> dict:
     }
 
 
-def print_report(rounds: list[Round], summary: dict) -> None:
+def print_report(broker: str, rounds: list[Round], summary: dict) -> None:
     settings = ", ".join(f"{key}={value}" for key, value in KAFKA_DEFAULT_TIMEOUTS.items())
-    print(f"kraft controller failover: {CLUSTER_SIZE} combined nodes, static quorum, kill -9 of the active "
+    name = "kraft" if broker == "kraft" else "Apache Kafka 4.4.0"
+    print(f"\n{name} controller failover: {CLUSTER_SIZE} combined nodes, static quorum, kill -9 of the active "
           f"controller, CreateTopics (1 partition, RF 1) retried every {RETRY_INTERVAL_S * 1000:.0f} ms")
     print(f"Kafka's default timeouts: {settings}")
     print(f"{'round':>5}{'victim':>8}{'new':>5}{'announced s':>13}{'first write s':>15}"
@@ -236,16 +243,16 @@ def print_report(rounds: list[Round], summary: dict) -> None:
         print(f"errors of failed attempts (up to {ERRORS_KEPT} a round): {sorted(set(failed))[:5]}")
 
 
-def write_json(path: Path, rounds: list[Round], summary: dict) -> None:
+def write_json(path: Path, results: dict[str, tuple[list[Round], dict]]) -> None:
     from confluent_kafka import libversion
 
     document = {
-        "config": {"cluster_size": CLUSTER_SIZE, "timeouts": KAFKA_DEFAULT_TIMEOUTS, "rounds": len(rounds),
+        "config": {"cluster_size": CLUSTER_SIZE, "timeouts": KAFKA_DEFAULT_TIMEOUTS,
                    "retry_interval_s": RETRY_INTERVAL_S, "attempt_timeout_s": ATTEMPT_TIMEOUT_S},
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "librdkafka": libversion()[0], "platform": platform.platform()},
-        "rounds": [asdict(r) for r in rounds],
-        "summary": summary,
+        "brokers": {broker: {"rounds": [asdict(r) for r in rounds], "summary": summary}
+                    for broker, (rounds, summary) in results.items()},
     }
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
@@ -255,31 +262,64 @@ def print_log_tails(nodes: list[QuorumNode]) -> None:
         print(f"--- {node.log_path} (tail) ---\n{node.log_tail(LOG_TAIL_LINES)}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
+def start_nodes(broker: str, directory: Path) -> list:
+    if broker == "kafka":
+        from benchmarks.kafka_cluster import start_cluster as start_kafka
+
+        return start_kafka(directory, CLUSTER_SIZE, KAFKA_DEFAULT_TIMEOUTS)
+    return start_cluster(directory, CLUSTER_SIZE, KAFKA_DEFAULT_TIMEOUTS)
+
+
+def measure(broker: str, rounds_wanted: int) -> tuple[list[Round], dict]:
+    """Every round against a fresh cluster of `broker`, stopped whatever happens."""
     rounds: list[Round] = []
-    with tempfile.TemporaryDirectory(prefix="kraft-failover-") as directory:
-        nodes: list[QuorumNode] = []
+    with tempfile.TemporaryDirectory(prefix=f"{broker}-failover-") as directory:
+        nodes: list = []
         try:
-            nodes = start_cluster(Path(directory), CLUSTER_SIZE, KAFKA_DEFAULT_TIMEOUTS)
+            nodes = start_nodes(broker, Path(directory))
             warm_up_s = warm_up(nodes)
-            for index in range(1, args.rounds + 1):
+            for index in range(1, rounds_wanted + 1):
                 rounds.append(run_round(nodes, index))
-                print(f"round {index}: {rounds[-1].failover_s:.3f} s", file=sys.stderr, flush=True)
+                print(f"{broker} round {index}: {rounds[-1].failover_s:.3f} s", file=sys.stderr, flush=True)
         except BaseException:
             print_log_tails(nodes)
             raise
         finally:
-            stop_cluster(nodes)
-    summary = {**summarize(rounds), "warm_up_s": warm_up_s}
-    print_report(rounds, summary)
+            for node in nodes:
+                if node.is_running():
+                    node.process.send_signal(signal.SIGCONT)
+                node.stop()
+    return rounds, {**summarize(rounds), "warm_up_s": warm_up_s}
+
+
+def print_comparison(results: dict[str, tuple[list[Round], dict]]) -> None:
+    kraft, kafka = results["kraft"][1], results["kafka"][1]
+    print("\nkraft / Apache Kafka 4.4.0, the same rounds on the same machine (below 1: kraft is faster)")
+    print(f"{'figure':<34}{'kraft':>10}{'Kafka':>10}{'ratio':>8}")
+    for name in ("min", "p50", "p90", "max"):
+        ours, theirs = kraft["failover_s"][name], kafka["failover_s"][name]
+        print(f"{'first write after kill -9, ' + name:<34}{ours:>9.3f}s{theirs:>9.3f}s{ours / theirs:>8.2f}")
+    ours, theirs = kraft["baseline_median_s"], kafka["baseline_median_s"]
+    print(f"{'CreateTopics, no fault, median':<34}{ours * 1000:>8.1f}ms{theirs * 1000:>8.1f}ms{ours / theirs:>8.2f}")
+
+
+def run(args: argparse.Namespace) -> int:
+    brokers = ["kraft", "kafka"] if args.broker == "both" else [args.broker]
+    results = {broker: measure(broker, args.rounds) for broker in brokers}
+    for broker, (rounds, summary) in results.items():
+        print_report(broker, rounds, summary)
+    if len(results) == 2:
+        print_comparison(results)
     if args.json:
-        write_json(args.json, rounds, summary)
+        write_json(args.json, results)
     return 0
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.failover", description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS_DEFAULT, help=f"kills of the active controller ({ROUNDS_DEFAULT})")
+    parser.add_argument("--broker", choices=("kraft", "kafka", "both"), default="both",
+                        help="which clusters to measure (both: kraft, then Apache Kafka, and the ratio)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     if args.rounds <= 0:
