@@ -14,7 +14,7 @@ EXIT_INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kraft.server import ServerError, run_default_node
+    from kraft.server.process import ServerError, run_default_node
 
     argv = sys.argv[1:] if argv is None else argv
     if any(arg in ("-h", "--help") for arg in argv) or any("=" not in arg for arg in argv):
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as error:  # a bug: one line, the traceback with KRAFT_LOG_LEVEL=DEBUG
-        from kraft.server import report_unexpected_error
+        from kraft.server.process import report_unexpected_error
 
         return report_unexpected_error("python -m kraft", error)
 

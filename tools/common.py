@@ -129,7 +129,7 @@ def run_command(
 
 
 def _report_bug(prog: str, error: BaseException) -> int:
-    from kraft.server import report_unexpected_error
+    from kraft.server.process import report_unexpected_error
 
     return report_unexpected_error(prog, error)
 

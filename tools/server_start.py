@@ -1,7 +1,7 @@
 """``kafka-server-start FILE [--override key=value ...]``: run a node until SIGTERM/Ctrl-C.
 
 The flags are parsed here; the process life cycle (config, logging, signals, run) is
-``kraft.server``'s.
+``kraft.server.process``'s.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _parser() -> KafkaArgumentParser:
 
 
 def _execute(args: argparse.Namespace) -> int:
-    from kraft.server import ServerError, configure_logging, read_server_config, run_node
+    from kraft.server.process import ServerError, configure_logging, read_server_config, run_node
 
     configure_logging()
     try:

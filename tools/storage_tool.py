@@ -39,7 +39,7 @@ def _server_config(path: str):
 
 def format_storage(config_path: str, cluster_id: str, *, ignore_formatted: bool = False,
                    standalone: bool = False, out=None) -> int:
-    from kraft.server import ServerError, format_storage as format_directories
+    from kraft.server.process import ServerError, format_storage as format_directories
 
     try:
         return format_directories(_server_config(config_path), cluster_id, ignore_formatted=ignore_formatted,

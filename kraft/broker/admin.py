@@ -18,9 +18,9 @@ from kio.schema.errors import ErrorCode
 from protocol.apis import Request, response_class
 
 from ..config import BROKER_CONFIGS, TOPIC_CONFIGS, TOPIC_SYNONYMS, broker_default_for_topic
-from ..controller import ConfigChange, ControllerError, NewTopic
+from ..controller.control import ConfigChange, ControllerError, NewTopic
 from ..metadata import TOPIC_RESOURCE, BROKER_RESOURCE
-from ..network import ConnectionInfo
+from ..server.network import ConnectionInfo
 from .build import make, nested
 from .core import Broker, handles
 

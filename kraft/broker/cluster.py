@@ -14,9 +14,9 @@ from kio.schema.errors import ErrorCode
 
 from protocol.apis import Request, response_class
 
-from ..controller import INTERNAL_TOPICS, NewTopic
+from ..controller.control import INTERNAL_TOPICS, NewTopic
 from ..metadata import MetadataImage, TopicImage
-from ..network import ConnectionInfo
+from ..server.network import ConnectionInfo
 from .build import make, nested
 from .core import Broker, handles
 

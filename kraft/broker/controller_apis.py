@@ -9,7 +9,7 @@ from kio.schema.errors import ErrorCode
 
 from protocol.apis import Request, response_class
 
-from ..network import ConnectionInfo
+from ..server.network import ConnectionInfo
 from .build import make
 from .core import Broker, handles
 

@@ -25,9 +25,9 @@ from protocol.apis import (
 from protocol.framing import RemoteProtocolError
 
 from ..config import ServerConfig
-from ..controller_channel import FORWARDED_API_KEYS
+from ..controller.channel import FORWARDED_API_KEYS
 from ..metadata import MetadataImage
-from ..network import ConnectionInfo
+from ..server.network import ConnectionInfo
 from .build import make, nested
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Broker:
         # Woken on every append so that waiting fetches (min.bytes) see new data.
         self.data_arrived = trio.Event()
         self.groups: Any = None  # the group coordinator, set by the node
-        self.quorum: Any = None  # the metadata quorum's QuorumSource (kraft.quorum_info), set by the node
+        self.quorum: Any = None  # the metadata quorum's QuorumSource (kraft.server.quorum_info), set by the node
 
     @property
     def image(self) -> MetadataImage:

@@ -28,7 +28,7 @@ from storage.errors import (
     StorageError,
 )
 
-from ..network import ConnectionInfo
+from ..server.network import ConnectionInfo
 from .build import make, nested, to_millis
 from .core import Broker, handles
 from .replicas import PartitionError

@@ -15,7 +15,7 @@ from kio.schema.errors import ErrorCode
 from protocol.apis import Request, response_class
 
 from ..group import GroupState
-from ..network import ConnectionInfo
+from ..server.network import ConnectionInfo
 from .build import make, nested, to_millis
 from .cluster import broker_endpoints
 from .core import Broker, handles

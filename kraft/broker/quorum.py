@@ -21,8 +21,8 @@ from kio.schema.errors import ErrorCode
 from protocol.apis import Request, response_class
 from protocol.uuids import uuid_from_text
 
-from ..network import ConnectionInfo
-from ..quorum_info import QuorumInfo, ReplicaInfo
+from ..server.network import ConnectionInfo
+from ..server.quorum_info import QuorumInfo, ReplicaInfo
 from .build import make, nested
 from .core import Broker, handles
 

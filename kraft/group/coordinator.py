@@ -27,7 +27,7 @@ from kio.schema.errors import ErrorCode
 from protocol.records import RecordInput, build_batch, decode_batch, iter_batches
 from storage.errors import StorageError
 
-from ..controller import NewTopic
+from ..controller.control import NewTopic
 from .group import Group, GroupState, Member
 from .records import (
     OFFSETS_TOPIC, CommittedOffset, GroupSnapshot, OffsetsRecordError, decode, group_key,

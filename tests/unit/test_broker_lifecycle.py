@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
-from kraft.broker_lifecycle import BrokerLifecycle
+from kraft.controller.cluster_control import BrokerLifecycle
 from kraft.metadata import MetadataImage, PartitionRecord, TopicRecord, new_topic_id
 
 ENDPOINTS = (("PLAINTEXT", "localhost", 9092, "PLAINTEXT"),)
@@ -84,7 +84,7 @@ def test_a_broker_that_asks_to_shut_down_is_fenced_and_told_to_go():
 def test_a_new_incarnation_waits_out_the_old_session_unless_it_is_the_controllers_own_node():
     from kio.schema.errors import ErrorCode
 
-    from kraft.broker_lifecycle import BrokerLifecycle
+    from kraft.controller.cluster_control import BrokerLifecycle
     from kraft.metadata import MetadataImage, RegisterBrokerRecord
 
     endpoints = (("PLAINTEXT", "localhost", 9092, "PLAINTEXT"),)

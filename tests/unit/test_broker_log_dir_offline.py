@@ -16,7 +16,7 @@ from kraft.broker.core import Broker
 from kraft.broker.replicas import ReplicaManager
 from kraft.config import parse_server_config
 from kraft.metadata import FULL_DELTA, MetadataImage, PartitionRecord, TopicRecord, new_topic_id
-from kraft.network import ConnectionInfo
+from kraft.server.network import ConnectionInfo
 from protocol.apis import Request, request_class
 from protocol.records import RecordInput, build_batch
 from storage import LogConfig, LogManager

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from kio.schema.errors import ErrorCode
 
 from kraft.config import parse_server_config
-from kraft.controller import ConfigChange, ControllerError, ControllerLogic, NewTopic, place_replicas
+from kraft.controller.control import ConfigChange, ControllerError, ControllerLogic, NewTopic, place_replicas
 from kraft.metadata import (
     MetadataImage, RegisterBrokerRecord, decode_record, encode_record,
 )

@@ -12,8 +12,8 @@ import trio
 from kio.schema.errors import ErrorCode
 
 from kraft.broker.quorum import describe_quorum_response, directory_uuid, handle_describe_quorum
-from kraft.cluster_node import DriverQuorum
-from kraft.quorum_info import Endpoint, QuorumInfo, ReplicaInfo
+from kraft.server.quorum_member import DriverQuorum
+from kraft.server.quorum_info import Endpoint, QuorumInfo, ReplicaInfo
 from protocol.apis import BROKER_APIS, decode_response, encode_response, request_class, response_class
 from tools.common import ToolError
 from tools.metadata_quorum import format_status, quorum_from_response, uuid_text
@@ -58,7 +58,7 @@ def test_describe_quorum_is_advertised_at_versions_0_to_2() -> None:
 
 
 def test_a_standalone_voter_reports_itself_as_leader_caught_up_now(monkeypatch) -> None:
-    import kraft.cluster_node as cluster_node
+    import kraft.server.quorum_member as cluster_node
 
     monkeypatch.setattr(cluster_node, "wall_clock_ms", lambda: NOW_MS)
     endpoints = {1: (Endpoint("CONTROLLER", "127.0.0.1", 9093),)}

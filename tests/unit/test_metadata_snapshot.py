@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings, strategies as st
 
 from kraft.config import parse_server_config
-from kraft.controller import ConfigChange, ControllerError, ControllerLogic, NewTopic
+from kraft.controller.control import ConfigChange, ControllerError, ControllerLogic, NewTopic
 from kraft.metadata import FeatureLevelRecord, MetadataImage, RegisterBrokerRecord
 from kraft.metadata.snapshot import decode_snapshot, encode_snapshot
 

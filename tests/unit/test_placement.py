@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from kio.schema.errors import ErrorCode
 
 from kraft.config import parse_server_config
-from kraft.controller import ControllerLogic, NewTopic, place_replicas
+from kraft.controller.control import ControllerLogic, NewTopic, place_replicas
 from kraft.metadata import MetadataImage, PartitionRecord, RegisterBrokerRecord
 
 CONFIG = parse_server_config({

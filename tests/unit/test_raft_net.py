@@ -20,7 +20,7 @@ import trio.testing
 from kio.schema.api_versions.v3 import response as api_versions_response
 from kio.schema.errors import ErrorCode
 
-from kraft.network import ConnectionInfo, Listener
+from kraft.server.network import ConnectionInfo, Listener
 from kraft.raft import messages as m
 from kraft.raft.disk_log import DiskRaftLog
 from kraft.raft.driver import RaftDriver

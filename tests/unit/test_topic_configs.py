@@ -15,7 +15,7 @@ from kraft.config import (
     parse_server_config,
     validate_topic_configs,
 )
-from kraft.controller import ConfigChange, ControllerError, ControllerLogic, NewTopic
+from kraft.controller.control import ConfigChange, ControllerError, ControllerLogic, NewTopic
 from kraft.metadata import MetadataImage
 from tests.support.kraft_node import base_properties
 

@@ -3,7 +3,7 @@
 The broker answers DescribeQuorum from ``QuorumInfo`` values and never looks inside the Raft
 implementation: anything with a ``describe_quorum()`` method (``QuorumSource``) can supply them.
 The Raft driver supplies them from its leader state (follower fetch times and offsets,
-``kraft.cluster_node.DriverQuorum``); a node that is not the leader answers ``None``, which the
+``kraft.server.quorum_member.DriverQuorum``); a node that is not the leader answers ``None``, which the
 broker reports as Kafka's NOT_LEADER_OR_FOLLOWER.
 
 Rules (Kafka's ``LeaderState.describeQuorum``):

@@ -17,10 +17,10 @@ from typing import Callable, Sequence
 
 import trio
 
-from .broker_lifecycle import BrokerLifecycle, HeartbeatAnswer
-from .config import ServerConfig
-from .controller import ConfigChange, ControllerError, ControllerLogic, NewTopic, TopicResult
-from .metadata import FULL_DELTA, ImageDelta, MetadataImage, MetadataRecordError, decode_record, encode_record
+from .cluster_control import BrokerLifecycle, HeartbeatAnswer
+from ..config import ServerConfig
+from .control import ConfigChange, ControllerError, ControllerLogic, NewTopic, TopicResult
+from ..metadata import FULL_DELTA, ImageDelta, MetadataImage, MetadataRecordError, decode_record, encode_record
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A kraft node: controller and/or broker roles in one trio process.
 
-Every node runs the same path (``kraft.cluster_node.QuorumMember``): the Raft driver over
+Every node runs the same path (``kraft.server.quorum_member.QuorumMember``): the Raft driver over
 ``__cluster_metadata-0`` and, for the broker half, registration and heartbeats with the
 active controller through one channel that is local when this node is the active
 controller and remote otherwise. A standalone node (formatted with ``--standalone``) is a
@@ -33,10 +33,10 @@ from storage.config import LogConfig
 from storage.errors import StorageError
 from storage.manager import LogManager
 
-from .config import ServerConfig, parse_listener
-from .meta_properties import check_formatted, read_standalone_voters
+from ..config import ServerConfig, parse_listener
+from ..meta_properties import check_formatted, read_standalone_voters
 from .network import Listener
-from .raft import DiskLogError
+from ..raft import DiskLogError
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_INTERVAL_S_MIN = 1.0
@@ -91,7 +91,7 @@ class Node:
         return endpoints
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        from .cluster_node import QuorumMember
+        from .quorum_member import QuorumMember
 
         config = self.config
         cluster_id = check_formatted(sorted(set(config.log_dirs) | {config.metadata_log_dir}), self.node_id)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
 
-from .metadata import (
+from ..metadata import (
     FenceBrokerRecord, MetadataImage, PartitionChangeRecord, RegisterBrokerRecord,
     UnfenceBrokerRecord,
 )

@@ -13,7 +13,7 @@ Start-up order:
    ``broker.heartbeat.interval.ms``; it is unfenced once its image has caught up, and
    only then do its client listeners accept connections;
 4. admin requests that reach a broker whose controller is not active are forwarded to
-   the active controller (``kraft.controller_channel``).
+   the active controller (``kraft.controller.channel``).
 A controller-only node has no client listener; a broker-only node has no controller
 listener and reaches the controllers through ``controller.quorum.voters``.
 """
@@ -31,19 +31,19 @@ from kio.schema.errors import ErrorCode
 
 from protocol.uuids import uuid_from_text
 
-from .broker import Broker, ReplicaManager
-from .controller import NewTopic, TopicResult
-from .controller_channel import ControllerChannel, ForwardingFailed
-from .group import GroupCoordinator
-from .meta_properties import read_bootstrap, read_meta_properties
-from .metadata import FeatureLevelRecord
-from .metadata.snapshot import decode_snapshot, encode_snapshot
+from ..broker import Broker, ReplicaManager
+from ..controller.control import NewTopic, TopicResult
+from ..controller.channel import ControllerChannel, ForwardingFailed
+from ..group import GroupCoordinator
+from ..meta_properties import read_bootstrap, read_meta_properties
+from ..metadata import FeatureLevelRecord
+from ..metadata.snapshot import decode_snapshot, encode_snapshot
 from .network import Listener
-from .quorum_controller import ActiveController, MetadataPublisher, QuorumLog
+from ..controller.quorum_controller import ActiveController, MetadataPublisher, QuorumLog
 from .quorum_info import Endpoint, QuorumInfo, ReplicaInfo, wall_clock_ms
-from .raft import METADATA_PARTITION, DiskRaftLog, NotLeaderError, RaftConfig, RaftWire
-from .raft.driver import AppendLostError, RaftDriver
-from .raft.net import RAFT_API_KEYS, RaftNetwork
+from ..raft import METADATA_PARTITION, DiskRaftLog, NotLeaderError, RaftConfig, RaftWire
+from ..raft.driver import AppendLostError, RaftDriver
+from ..raft.net import RAFT_API_KEYS, RaftNetwork
 
 logger = logging.getLogger(__name__)
 DUTY_INTERVAL_S = 0.5
@@ -147,7 +147,7 @@ def raft_config(config) -> RaftConfig:
 
 
 class QuorumMember:
-    """Runs one combined node of a multi-voter cluster; ``node`` is the kraft.node.Node."""
+    """Runs one combined node of a multi-voter cluster; ``node`` is the kraft.server.node.Node."""
 
     def __init__(self, node: Any, cluster_id: str, logs: Any, voters: dict[int, tuple[str, int]]) -> None:
         self.node = node

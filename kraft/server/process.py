@@ -16,15 +16,16 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-from .config import ConfigError, ServerConfig, parse_server_config
-from .properties import parse_properties
+from ..config import ConfigError, ServerConfig, parse_server_config
+from ..properties import parse_properties
 
 LOG_FORMAT = "[%(asctime)s] %(levelname)s %(message)s (%(name)s)"
 METADATA_VERSION_NAME = "4.0-IV3"
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+# The checkout's config/server.properties (this file is kraft/server/process.py).
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                               "config", "server.properties")
 
-logger = logging.getLogger("kraft.node")
+logger = logging.getLogger("kraft.server.node")
 
 
 class ServerError(Exception):
@@ -88,7 +89,7 @@ def format_storage(config: ServerConfig, cluster_id: str, *, ignore_formatted: b
                    standalone: bool = False, out: TextIO | None = None) -> int:
     """``kafka-storage format``: meta.properties in every directory, the bootstrap features in
     the metadata directory and, with ``standalone``, this node as the quorum's only voter."""
-    from . import meta_properties as meta
+    from .. import meta_properties as meta
 
     out = out or sys.stdout
     if not meta.valid_cluster_id(cluster_id):
@@ -140,9 +141,9 @@ def run_node(config: ServerConfig) -> int:
 
     from storage.errors import StorageError
 
-    from .meta_properties import StorageNotFormatted
+    from ..meta_properties import StorageNotFormatted
     from .node import NodeStartError
-    from .raft import DiskLogError
+    from ..raft import DiskLogError
 
     try:
         trio.run(serve, config)
@@ -156,7 +157,7 @@ def run_default_node(overrides: Mapping[str, str]) -> int:
     """``python -m kraft``: ``config/server.properties`` with ``log.dirs`` in ``.kraft-data``
     of the current directory (``KRAFT_DATA_DIR`` overrides it), formatted as a standalone
     quorum on first use."""
-    from . import meta_properties as meta
+    from .. import meta_properties as meta
 
     data_dir = os.path.abspath(os.environ.get("KRAFT_DATA_DIR", ".kraft-data"))
     overrides = {"log.dirs": data_dir, **overrides}

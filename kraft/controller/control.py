@@ -26,8 +26,8 @@ from typing import Mapping, Sequence
 
 from kio.schema.errors import ErrorCode
 
-from .config import ConfigError, ServerConfig, topic_config_def, validate_topic_configs
-from .metadata import (
+from ..config import ConfigError, ServerConfig, topic_config_def, validate_topic_configs
+from ..metadata import (
     TOPIC_RESOURCE, ConfigRecord, MetadataImage, PartitionRecord, ProducerIdsRecord,
     RemoveTopicRecord, TopicRecord, new_topic_id,
 )

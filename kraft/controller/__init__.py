@@ -1,0 +1,17 @@
+"""The KRaft controller: pure record logic (``control``, Kafka's Replication/Configuration/
+ProducerId ControlManagers; ``cluster_control``, its ClusterControlManager and heartbeat rules),
+the active controller's runtime on the quorum leader (``quorum_controller``, Kafka's
+QuorumController) and the channel every broker reaches it by (``channel``, Kafka's
+NodeToControllerChannelManager). Imports kraft.config, kraft.metadata and kraft.raft; the
+pure modules import no trio, socket or file I/O, so only they are re-exported here and the
+runtime modules are imported by their module names."""
+
+from .cluster_control import BrokerLifecycle, HeartbeatAnswer
+from .control import (
+    INTERNAL_TOPICS, ConfigChange, ControllerError, ControllerLogic, NewTopic, TopicResult, place_replicas,
+)
+
+__all__ = [
+    "INTERNAL_TOPICS", "BrokerLifecycle", "ConfigChange", "ControllerError", "ControllerLogic", "HeartbeatAnswer",
+    "NewTopic", "TopicResult", "place_replicas",
+]
