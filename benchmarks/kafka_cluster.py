@@ -18,7 +18,6 @@ import concurrent.futures
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from tests.support import processes
 from tests.support.kraft_node import new_cluster_id
-from tests.support.quorum import free_port
+from tests.support.quorum import accepts, free_port
 
 PROJECT_DIR = Path(__file__).resolve().parent / "kafka"
 LIB_DIR = PROJECT_DIR / "target" / "lib"
@@ -62,14 +61,6 @@ def build() -> Path:
 
 def _java(main_class: str, *args: str, jvm_options: Sequence[str] = ()) -> list[str]:
     return [shutil.which("java") or "java", *jvm_options, "-cp", f"{LIB_DIR}/*", main_class, *args]
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class KafkaNode:
@@ -120,7 +111,7 @@ class KafkaNode:
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
-        while not _accepts(self.client_port):
+        while not accepts(self.client_port):
             if self.process is None or self.process.poll() is not None:
                 raise KafkaUnavailable(f"{self!r} exited before its port accepted:\n{self.log_tail()}")
             if time.monotonic() >= deadline:

@@ -6,7 +6,6 @@ registered", and no retry needed."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,21 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.kraft_node import REPO_ROOT, base_properties, new_cluster_id
-from tests.support.quorum import QuorumNode, free_port, stop_cluster
+from tests.support.quorum import QuorumNode, accepts, free_port, stop_cluster
 
 pytestmark = pytest.mark.interop
 
 READY_TIMEOUT_S = 90
 POLL_INTERVAL_S = 0.01
 TOOL_TIMEOUT_S = 60
-
-
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def test_create_with_replication_factor_3_the_moment_three_ports_accept(tmp_path: Path) -> None:

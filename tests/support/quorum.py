@@ -25,6 +25,15 @@ DESCRIBE_TIMEOUT_S = 60
 LEADER_ID = re.compile(r"^LeaderId:\s+(\d+)", re.M)
 
 
+def accepts(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port right now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     """A port that was free a moment ago; the controller listeners must be known up front."""
     with socket.socket() as sock:
