@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 DUTY_INTERVAL_S = 0.5
 TAKE_UP_INTERVAL_S = 0.02
 STARTING_HEARTBEAT_S = 0.05
+LEADER_WAIT_S = 0.01
 CATCH_UP_WAIT_S = 60
 SNAPSHOT_CHECK_INTERVAL_S = 1.0
 
@@ -158,6 +159,7 @@ class QuorumMember:
         self.voters = check_roles(self.config, voters)
         self.publisher = MetadataPublisher()
         self._broker_epoch: int | None = None
+        self._active_epoch: int | None = None  # the epoch whose controller duties have begun here
         self._shutting_down = False
 
     def _driver(self) -> RaftDriver:
@@ -325,6 +327,7 @@ class QuorumMember:
                         await controller.write_bootstrap(
                             [FeatureLevelRecord(name, level) for name, level in sorted(features.items())])
                     was_leader = True
+                    self._active_epoch = driver.epoch
                     logger.info("[node %d] active controller in epoch %d", self.node_id, driver.epoch)
                 await controller.fence_expired_brokers()
             except (NotLeaderError, AppendLostError) as error:
@@ -339,6 +342,9 @@ class QuorumMember:
         self._controller, self._channel = controller, channel
         while True:
             self._broker_epoch = epoch
+            if epoch is None and not self._controller_known():
+                await trio.sleep(LEADER_WAIT_S)  # no active controller to register with yet
+                continue
             try:
                 if epoch is None:
                     epoch = self._broker_epoch = await self._register(controller, channel, incarnation)
@@ -354,6 +360,13 @@ class QuorumMember:
             # Kafka's broker heartbeats at once while it waits to be unfenced; so quickly here,
             # at the interval once unfenced.
             await trio.sleep(interval_s if registered.is_set() else min(interval_s, STARTING_HEARTBEAT_S))
+
+    def _controller_known(self) -> bool:
+        """A leader is known and, when it is this node, its controller duties have begun."""
+        driver = self.driver
+        if driver.leader_id is None:
+            return False
+        return not driver.is_leader or self._active_epoch == driver.epoch
 
     def _endpoints(self) -> list[tuple[str, str, int, str]]:
         names = set(self.config.controller_listener_names)
