@@ -186,8 +186,18 @@ class DiskRaftLog:
     # ----- mirroring a Ready --------------------------------------------------------------
 
     def write(self, ready: Ready, log: RaftLog) -> None:
-        """Steps 1-4 of the Ready contract; ``log`` is the core's log as of this Ready (the
-        core is not stepped between ``ready()`` and ``advance()``)."""
+        """Steps 1-4 of the Ready contract, the fsync included; ``log`` is the core's log as
+        of this Ready (the core is not stepped between ``ready()`` and ``advance()``)."""
+        if self.write_unsynced(ready, log):
+            self.sync()
+
+    def sync(self) -> None:
+        """The fsync that ``write_unsynced`` left owed."""
+        self._log.flush()
+
+    def write_unsynced(self, ready: Ready, log: RaftLog) -> bool:
+        """Steps 1-4 but the log's fsync (quorum-state, snapshots and truncations are durable
+        on their own); True when that fsync is owed before step 5."""
         if ready.election_state is not None:
             self.write_election_state(ready.election_state)
         if ready.snapshot is not None:
@@ -199,9 +209,8 @@ class DiskRaftLog:
             assert self._log.log_end_offset <= ready.entries[0].offset, \
                 (self._log.log_end_offset, ready.entries[0])
         self._catch_up(log)
-        if ready.must_sync:
-            self._log.flush()
         assert self._log.log_end_offset == log.end_offset, (self._log, log.end_offset)
+        return ready.must_sync
 
     def write_election_state(self, state: ElectionState) -> None:
         path = os.path.join(self.directory, QUORUM_STATE_FILE)

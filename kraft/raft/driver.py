@@ -36,7 +36,7 @@ from .core import NotLeaderError, RaftCore
 from .disk_log import DiskRaftLog
 from .log import Entry, Snapshot
 from .messages import Message
-from .ready import RaftConfig, Ready
+from .ready import RaftConfig, Ready, ReadyRunner
 
 INBOX_CAPACITY = 1024
 INPUTS_PER_READY_MAX = 64     # inbox items folded into one Ready
@@ -87,6 +87,7 @@ class RaftDriver:
         self._last_tick_ms = 0
         self._appends: dict[int, _PendingAppend] = {}  # offset -> waiting caller
         self.dropped_messages = 0
+        self._runner = ReadyRunner(disk_log, transport.send, self._load_snapshot, self._commit)
 
     # ----- what callers see -----------------------------------------------------------------
 
@@ -226,17 +227,15 @@ class RaftDriver:
         raise AssertionError(f"node {self.local_id}: Ready batches do not settle")
 
     def _execute(self, ready: Ready) -> None:
-        core = self._core
-        self._disk.write(ready, core.log)  # 1-4: quorum-state, snapshot, truncate, append, fsync
-        for message in ready.messages:  # 5: only now that the disk says what they claim
-            self._transport.send(message)
-        if ready.load_snapshot is not None:  # 6: the state machine
-            self._on_load_snapshot(ready.load_snapshot)
-            self._settle_appends_below(ready.load_snapshot.snapshot_id.end_offset)
-        if ready.committed:
-            self._on_commit(ready.committed)
-            self._settle_appends(ready.committed)
-        core.advance(ready)  # 7
+        self._runner.run(self._core, ready)
+
+    def _load_snapshot(self, snapshot) -> None:
+        self._on_load_snapshot(snapshot)
+        self._settle_appends_below(snapshot.snapshot_id.end_offset)
+
+    def _commit(self, committed: tuple[Entry, ...]) -> None:
+        self._on_commit(committed)
+        self._settle_appends(committed)
 
     def _settle_appends(self, committed: tuple[Entry, ...]) -> None:
         if not self._appends:

@@ -15,12 +15,14 @@
    apply the newly committed entries (offset order, all below the high watermark).
 7. ``core.advance(ready)``: the core may now count its own appended entries as durable.
 
-The core is not stepped between ``ready()`` and ``advance()``.
+The core is not stepped between ``ready()`` and ``advance()``. ``ReadyRunner`` follows the
+contract, once, for the trio driver and for the simulation alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
 from .log import Entry, Snapshot
 from .messages import Message
@@ -75,3 +77,52 @@ class Pending:
     entries: list[Entry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     load_snapshot: Snapshot | None = None
+
+
+class ReadyDisk(Protocol):
+    def write_unsynced(self, ready: "Ready", log: Any) -> bool:
+        """Steps 1-4 but the final fsync; True when that fsync is owed."""
+
+    def sync(self) -> None:
+        """The owed fsync."""
+
+
+class ReadyRunner:
+    """Executes a core's ``Ready`` by the contract above, in two halves so that a driver may
+    let time pass between them: ``persist`` (steps 1-4, the fsync possibly still owed) and
+    ``complete`` (the owed fsync, then 5 send, 6 the state machine, 7 advance). The trio
+    driver calls them back to back; the simulation puts a simulated fsync latency, and the
+    crashes that may fall into it, between them. ``proceed`` is asked after the messages went
+    out and before the state machine: False stops there (the simulation's crash points)."""
+
+    def __init__(self, disk: ReadyDisk, send: Callable[[Message], None],
+                 load_snapshot: Callable[[Snapshot], None],
+                 commit: Callable[[tuple[Entry, ...]], None]) -> None:
+        self.disk = disk
+        self._send = send
+        self._load_snapshot = load_snapshot
+        self._commit = commit
+
+    def persist(self, core: Any, ready: Ready) -> bool:
+        """Steps 1-4; True when an fsync is owed before ``complete`` may send."""
+        return self.disk.write_unsynced(ready, core.log)
+
+    def complete(self, core: Any, ready: Ready, owed: bool,
+                 proceed: Callable[[], bool] = lambda: True) -> bool:
+        """The rest of the contract; False when ``proceed`` stopped it before step 6."""
+        if owed:
+            self.disk.sync()
+        for message in ready.messages:
+            self._send(message)
+        if not proceed():
+            return False
+        if ready.load_snapshot is not None:
+            self._load_snapshot(ready.load_snapshot)
+        if ready.committed:
+            self._commit(ready.committed)
+        core.advance(ready)
+        return True
+
+    def run(self, core: Any, ready: Ready) -> None:
+        """Both halves at once, as the trio driver does."""
+        self.complete(core, ready, self.persist(core, ready))

@@ -4,10 +4,10 @@ Rules:
 - One discrete-event loop: a priority queue of (time_ms, sequence, event). Events are
   message deliveries, node ticks (at each core's ``next_deadline_ms``), fsync completions,
   client appends and faults. Nothing else moves time, so a seed replays a run exactly.
-- Each node drives its ``RaftCore`` as a real driver would: after every tick, message or
-  append it takes the core's ``Ready``, writes it to the simulated disk, waits a random
-  fsync latency, then fsyncs, sends the messages, applies committed entries to its state
-  machine and calls ``advance``. While a Ready is in flight the node queues its input, so
+- Each node drives its ``RaftCore`` with the driver's own ``ReadyRunner``: after every
+  tick, message or append it takes the core's ``Ready`` and persists it to the simulated
+  disk, waits a random fsync latency, then completes it (fsync, send the messages, apply
+  committed entries to its state machine, ``advance``). While a Ready is in flight the node queues its input, so
   the core is never stepped between ``ready()`` and ``advance()``.
 - The state machine holds every committed entry; every ``snapshot_every`` applied entries
   it snapshots itself through ``create_snapshot``, which cuts the log.
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from kraft.raft.core import NotLeaderError, RaftCore
 from kraft.raft.log import Entry
 from kraft.raft.messages import Message
-from kraft.raft.ready import RaftConfig, Ready
+from kraft.raft.ready import RaftConfig, Ready, ReadyRunner
 
 from .disk import SimDisk
 from .invariants import InvariantChecker, decode_state, encode_state
@@ -205,29 +205,33 @@ class Cluster:
         if ready.is_empty:
             self._reschedule_tick(node, after_tick)
             return
-        if node.disk.write_ready(ready):
-            node.in_flight = ready
+        node.in_flight = ready
+        if self._runner(node).persist(node.core, ready):
             latency_ms = self.rng.randint(0, self.fsync_max_ms)
             self.schedule(self.now_ms + latency_ms, self._fsync_done, node.node_id, node.incarnation)
         else:
-            node.in_flight = ready
-            self._complete(node)
+            self._complete(node, owed=False)
 
     def _fsync_done(self, node_id: int, incarnation: int) -> None:
         node = self.nodes[node_id]
         if node.incarnation == incarnation and node.in_flight is not None:
-            node.disk.fsync()
-            self._complete(node)
+            self._complete(node, owed=True)
 
-    def _complete(self, node: SimNode) -> None:
+    def _runner(self, node: SimNode) -> ReadyRunner:
+        """The driver's ReadyRunner over this node's simulated disk and network."""
+        return ReadyRunner(node.disk, self._transmit,
+                           lambda snapshot: self._load_snapshot(node, snapshot),
+                           lambda committed: self._apply_committed(node, committed))
+
+    def _transmit(self, message: Message) -> None:
+        for delay_ms in self.network.transmit(message):
+            self.schedule(self.now_ms + delay_ms, self._deliver, message)
+
+    def _complete(self, node: SimNode, owed: bool) -> None:
         ready, node.in_flight = node.in_flight, None
-        for message in ready.messages:
-            for delay_ms in self.network.transmit(message):
-                self.schedule(self.now_ms + delay_ms, self._deliver, message)
-        if self._at_crash_point(node, ready):
+        if not self._runner(node).complete(node.core, ready, owed,
+                                           proceed=lambda: not self._at_crash_point(node, ready)):
             return
-        self._apply_to_state_machine(node, ready)
-        node.core.advance(ready)
         self._maybe_snapshot(node)
         while node.running and node.inbox and node.in_flight is None:
             self._apply_input(node, node.inbox.popleft())
@@ -244,16 +248,16 @@ class Cluster:
                 return True
         return False
 
-    def _apply_to_state_machine(self, node: SimNode, ready: Ready) -> None:
-        if ready.load_snapshot is not None:
-            assert not node.core.is_leader, "a leader never loads a snapshot"
-            self.checker.check_snapshot(node.node_id, ready.load_snapshot)
-            node.applied = decode_state(ready.load_snapshot.data)
-        if ready.committed:
-            self.checker.record_high_watermark(node.node_id, node.core)
-            assert ready.committed[0].offset == len(node.applied), (ready.committed[0], len(node.applied))
-            self.checker.check_applied(node.node_id, ready.committed)
-            node.applied.extend(ready.committed)
+    def _load_snapshot(self, node: SimNode, snapshot) -> None:
+        assert not node.core.is_leader, "a leader never loads a snapshot"
+        self.checker.check_snapshot(node.node_id, snapshot)
+        node.applied = decode_state(snapshot.data)
+
+    def _apply_committed(self, node: SimNode, committed: tuple[Entry, ...]) -> None:
+        self.checker.record_high_watermark(node.node_id, node.core)
+        assert committed[0].offset == len(node.applied), (committed[0], len(node.applied))
+        self.checker.check_applied(node.node_id, committed)
+        node.applied.extend(committed)
 
     def _maybe_snapshot(self, node: SimNode) -> None:
         core = node.core

@@ -84,6 +84,13 @@ class SimDisk:
         self.unsynced += operations
         return bool(operations)
 
+    def write_unsynced(self, ready: Ready, log: RaftLog) -> bool:
+        """``ReadyRunner``'s disk: steps 1-4 land unsynced; an fsync is owed if anything did."""
+        return self.write_ready(ready)
+
+    def sync(self) -> None:
+        self.fsync()
+
     def fsync(self) -> None:
         for operation in self.unsynced:
             self.durable.apply(operation)
