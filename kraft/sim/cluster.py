@@ -11,8 +11,10 @@ Rules:
   the core is never stepped between ``ready()`` and ``advance()``.
 - The state machine holds every committed entry; every ``snapshot_every`` applied entries
   it snapshots itself through ``create_snapshot``, which cuts the log.
-- A crash drops the node's queued input and in-flight Ready and keeps only what the disk
-  had fsynced (plus a random prefix of the rest); a restart rebuilds the core from disk.
+- Each node's disk is its real ``DiskRaftLog`` over ``storage.sim_fs.SimFileSystem``. A
+  crash drops the node's queued input and in-flight Ready and keeps only what the disk had
+  fsynced (the file system may tear the last write); a restart recovers the log from those
+  bytes and rebuilds the core from it.
 - The invariants (``invariants.py``) are checked after every event.
 """
 
@@ -28,7 +30,7 @@ from kraft.raft.log import Entry
 from kraft.raft.messages import Message
 from kraft.raft.ready import RaftConfig, Ready, ReadyRunner
 
-from .disk import SimDisk
+from .disk import SimRaftDisk
 from .invariants import InvariantChecker, decode_state, encode_state
 from .network import SimNetwork
 
@@ -38,7 +40,7 @@ EVENTS_MAX = 2_000_000
 @dataclass(slots=True)
 class SimNode:
     node_id: int
-    disk: SimDisk = field(default_factory=SimDisk)
+    disk: SimRaftDisk
     core: RaftCore | None = None
     applied: list[Entry] = field(default_factory=list)
     incarnation: int = 0
@@ -59,7 +61,8 @@ class Cluster:
         self.config = config
         self.voter_ids = list(range(voters))
         self.node_ids = list(range(voters + observers))
-        self.nodes = {node_id: SimNode(node_id) for node_id in self.node_ids}
+        # Each disk tears writes from a seed of its own, derived without drawing from self.rng.
+        self.nodes = {node_id: SimNode(node_id, SimRaftDisk(seed * 1009 + node_id)) for node_id in self.node_ids}
         self.network = SimNetwork(self.rng)
         self.checker = InvariantChecker(self.voter_ids)
         self.snapshot_every = snapshot_every

@@ -1,14 +1,13 @@
-"""A simulated disk for one node: what was written, and what of it was fsynced.
+"""A simulated node's disk: its real ``DiskRaftLog`` over ``storage.sim_fs.SimFileSystem``,
+and the durable view the invariants read after every event.
 
 Rules:
-- Every write (the quorum-state file, a snapshot file, cutting the log start, truncating or
-  appending to the log) lands in a volatile list of operations; ``fsync`` applies them, in
-  order, to the durable image.
-- ``crash`` keeps a random prefix of the unsynced operations (a torn tail: some writes may
-  have reached the platter before the power went) and forgets the rest. Nothing that was
-  fsynced is ever lost.
-- The image is checked on both sides: an append must land at the log end, and what is
-  read back at start-up is rebuilt through ``RaftLog.restore``, which asserts its shape.
+- The bytes, recovery and crash handling are the running node's own (``DiskRaftLog``);
+  ``SimFileSystem`` makes durable only what was fsynced, and a crash (``lose``, or ``torn``
+  inside the last write) drops the rest.
+- ``DiskImage`` is the view the invariants check: the election state as written and the log
+  as of its last completed fsync, a lower bound of what a crash keeps, maintained without
+  reading the disk each event; after a restart it is what recovery read.
 """
 
 from __future__ import annotations
@@ -16,9 +15,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from kraft.raft.disk_log import DiskRaftLog
 from kraft.raft.log import Entry, RaftLog, Snapshot, SnapshotId
 from kraft.raft.ready import Ready
 from kraft.raft.roles import ElectionState
+from storage.sim_fs import SimFileSystem
 
 
 @dataclass(slots=True)
@@ -38,84 +39,65 @@ class DiskImage:
         snapshot_id = max(self.snapshots)
         return Snapshot(snapshot_id, self.snapshots[snapshot_id])
 
-    def apply(self, operation: tuple) -> None:
-        kind, value = operation
-        if kind == "state":
-            self.election_state = value
-        elif kind == "snapshot":
-            self.snapshots[value.snapshot_id] = value.data
-        elif kind == "start":
-            drop = max(0, min(len(self.entries), value - self.log_start_offset))
-            del self.entries[:drop]
-            self.log_start_offset = max(self.log_start_offset, value)
-            if not self.entries:
-                self.log_start_offset = value
-        elif kind == "truncate":
-            del self.entries[max(0, value - self.log_start_offset):]
-        elif kind == "append":
-            assert value.offset == self.log_end_offset, \
-                f"disk append at {value.offset}, log end {self.log_end_offset}"
-            self.entries.append(value)
-        else:
-            raise AssertionError(f"unknown disk operation {kind}")
-
-    def copy(self) -> "DiskImage":
-        return DiskImage(self.election_state, self.log_start_offset, list(self.entries),
-                         dict(self.snapshots))
-
-
-class SimDisk:
-    def __init__(self) -> None:
-        self.durable = DiskImage()
-        self.unsynced: list[tuple] = []
-        self.version = 0  # bumps whenever the durable image changes
-
-    def write_ready(self, ready: Ready) -> bool:
-        """Writes what ``ready`` asks for, in its contract's order; True if anything was."""
-        operations: list[tuple] = []
+    def apply(self, ready: Ready) -> None:
+        """What ``ready`` wrote, in its contract's order (incremental: no copy of the log)."""
         if ready.election_state is not None:
-            operations.append(("state", ready.election_state))
+            self.election_state = ready.election_state
         if ready.snapshot is not None:
-            operations.append(("snapshot", ready.snapshot))
-            operations.append(("start", ready.log_start_offset))
+            self.snapshots[ready.snapshot.snapshot_id] = ready.snapshot.data
+            start = ready.log_start_offset
+            del self.entries[:max(0, min(len(self.entries), start - self.log_start_offset))]
+            self.log_start_offset = max(self.log_start_offset, start) if self.entries else start
         if ready.truncate_to is not None:
-            operations.append(("truncate", ready.truncate_to))
-        operations += [("append", entry) for entry in ready.entries]
-        self.unsynced += operations
-        return bool(operations)
+            del self.entries[max(0, ready.truncate_to - self.log_start_offset):]
+        for entry in ready.entries:
+            assert entry.offset == self.log_end_offset, f"disk append at {entry.offset}, log end {self.log_end_offset}"
+            self.entries.append(entry)
+
+
+class SimRaftDisk:
+    """A node's real disk log, ``DiskRaftLog``, over ``storage.sim_fs.SimFileSystem``: the
+    simulation runs the same bytes, recovery and crash handling as a running node.
+
+    ``durable`` is what the invariants read each event, kept without reading the disk: the
+    election state as written (quorum-state is written durably at once) and the log as of
+    its last completed fsync, a lower bound of what a crash keeps. A crash is the file
+    system's power loss (``lose``, or ``torn`` within the last write, drawn from the
+    simulation's seed); a restart reopens the directory and recovers, and what it reads
+    becomes the durable view."""
+
+    DIRECTORY = "/node/__cluster_metadata-0"
+
+    def __init__(self, seed: int) -> None:
+        self.fs = SimFileSystem(seed)
+        self.durable = DiskImage()
+        self._log: DiskRaftLog | None = None
+        self._owed: list[Ready] = []  # written, waiting for the fsync
 
     def write_unsynced(self, ready: Ready, log: RaftLog) -> bool:
-        """``ReadyRunner``'s disk: steps 1-4 land unsynced; an fsync is owed if anything did."""
-        return self.write_ready(ready)
+        owed = self._log.write_unsynced(ready, log)
+        if owed:
+            self._owed.append(ready)
+        else:
+            self.durable.apply(ready)  # nothing waits for an fsync: what was written is durable
+        return owed
 
     def sync(self) -> None:
-        self.fsync()
+        self._log.sync()
+        for ready in self._owed:
+            self.durable.apply(ready)
+        self._owed = []
 
-    def fsync(self) -> None:
-        for operation in self.unsynced:
-            self.durable.apply(operation)
-        if self.unsynced:
-            self.version += 1
-        self.unsynced = []
-
-    def crash(self, rng: random.Random) -> int:
-        """Loses the unsynced writes but a random prefix; returns how many were lost."""
-        kept = rng.randint(0, len(self.unsynced))
-        lost = len(self.unsynced) - kept
-        self.unsynced = self.unsynced[:kept]
-        self.fsync()
-        return lost
+    def crash(self, rng: random.Random) -> None:
+        self.fs.crash(rng.choice(("lose", "torn")))
+        self._log = None
+        self._owed = []
 
     def load(self) -> tuple[ElectionState | None, RaftLog]:
-        """The election state and log as a restarting node reads them. Recovery finishes
-        what a crash interrupted: when the latest snapshot was durable but cutting the log
-        to it was not, the log is cut (and, if it disagrees, emptied) here, durably, as
-        the log the core restores from says it should be."""
-        assert not self.unsynced, "load after a crash or a clean stop only"
-        image = self.durable
-        log = RaftLog.restore(image.latest_snapshot(), list(image.entries))
-        if (log.start_offset, log.end_offset) != (image.log_start_offset, image.log_end_offset):
-            self.unsynced = [("start", log.start_offset), ("truncate", log.end_offset)]
-            self.fsync()
-            assert (image.log_start_offset, image.log_end_offset) == (log.start_offset, log.end_offset)
-        return image.election_state, log
+        if self._log is not None:
+            self._log.close()
+        self._log = DiskRaftLog.open(self.DIRECTORY, fs=self.fs)
+        state, log = self._log.load()
+        snapshots = {} if log.snapshot is None else {log.snapshot.snapshot_id: log.snapshot.data}
+        self.durable = DiskImage(state, log.start_offset, list(log.entries), snapshots)
+        return state, log
