@@ -37,7 +37,6 @@ import json
 import math
 import os
 import platform
-import signal
 import statistics
 import sys
 import tempfile
@@ -321,10 +320,7 @@ def measure(broker: str, rounds_wanted: int) -> tuple[list[Round], dict]:
             print_log_tails(nodes)
             raise
         finally:
-            for node in nodes:
-                if node.is_running():
-                    node.process.send_signal(signal.SIGCONT)
-                node.stop()
+            stop_cluster(nodes)  # resumes a paused node first; kraft's and Kafka's nodes alike
     return rounds, {**summarize(rounds), "warm_up_s": warm_up_s}
 
 

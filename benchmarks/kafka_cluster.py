@@ -17,7 +17,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from tests.support import processes
 from tests.support.kraft_node import new_cluster_id
-from tests.support.quorum import accepts, free_port
+from tests.support.quorum import accepts, free_port, stop_cluster
 
 PROJECT_DIR = Path(__file__).resolve().parent / "kafka"
 LIB_DIR = PROJECT_DIR / "target" / "lib"
@@ -130,14 +129,8 @@ class KafkaNode:
             processes.kill(self.process)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        processes.signal_group(self.process, signal.SIGCONT)
-        processes.signal_group(self.process, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            processes.kill(self.process)
+        if self.process is not None:
+            processes.terminate(self.process, STOP_TIMEOUT_S)
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
@@ -166,9 +159,4 @@ def start_cluster(directory: Path, size: int = 3, overrides: Mapping[str, str] |
     return nodes
 
 
-def stop_cluster(nodes: Sequence[KafkaNode]) -> None:
-    for node in nodes:
-        node.stop()
-
-
-__all__ = ["KafkaNode", "KafkaUnavailable", "build", "start_cluster", "stop_cluster"]
+__all__ = ["KafkaNode", "KafkaUnavailable", "build", "start_cluster"]

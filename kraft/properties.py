@@ -7,6 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+
+class PropertiesFileError(Exception):
+    """A properties file cannot be read; the message names the file and why."""
+
+
+def read_properties_file(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise PropertiesFileError(f"cannot read properties file {path}: {error.strerror}") from None
+    return parse_properties(text)
+
 _PROPERTY_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 
 

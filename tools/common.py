@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TextIO
 
-from kraft.properties import parse_properties
+from kraft.properties import PropertiesFileError, parse_properties, read_properties_file  # noqa: F401 (parse_properties: tools use it from here)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -101,13 +101,10 @@ def run_command(
     try:
         try:
             args = parser.parse_args(argv)
-        except UsageError as error:
-            print(f"{error} (see {parser.prog} --help)", file=sys.stderr)
-            return error.exit_code
         except SystemExit as stop:  # --help and --version
             return stop.code if isinstance(stop.code, int) else EXIT_OK
         return execute(args)
-    except UsageError as error:
+    except UsageError as error:  # from parsing, or a check of the arguments in execute
         print(f"{error} (see {parser.prog} --help)", file=sys.stderr)
         return error.exit_code
     except PlainError as error:
@@ -196,11 +193,9 @@ def load_properties(path: str) -> dict[str, str]:
     """Read a Java ``.properties`` file: ``#``/``!`` comments, ``=``, ``:`` or blank as the
     separator, backslash line continuations and escapes (including ``\\uXXXX``)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as error:
-        raise ToolError(f"cannot read properties file {path}: {error.strerror}") from error
-    return parse_properties(text)
+        return read_properties_file(path)
+    except PropertiesFileError as error:
+        raise ToolError(str(error)) from None
 
 
 def parse_bool(value: str) -> bool:

@@ -99,8 +99,8 @@ class ReplicaManager:
         if delta.full:
             self._apply_everything(image)
             return
-        for topic_id in delta.removed_topics:
-            for partition in [p for p in self._partitions.values() if p.topic_id == topic_id]:
+        if delta.removed_topics:
+            for partition in [p for p in self._partitions.values() if p.topic_id in delta.removed_topics]:
                 self._remove(partition)
         for name in sorted(delta.topic_configs):
             overrides = dict(image.topic_configs(name))

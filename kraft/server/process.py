@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from ..config import ConfigError, ServerConfig, parse_server_config
-from ..properties import parse_properties
+from ..properties import PropertiesFileError, read_properties_file
 
 LOG_FORMAT = "[%(asctime)s] %(levelname)s %(message)s (%(name)s)"
 METADATA_VERSION_NAME = "4.0-IV3"
@@ -64,17 +64,12 @@ def configure_logging() -> None:
                         force=True)
 
 
-def read_properties(path: str) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return parse_properties(handle.read())
-    except OSError as error:
-        raise ServerError(f"cannot read properties file {path}: {error.strerror}") from None
-
-
 def read_server_config(path: str, overrides: Mapping[str, str] | None = None) -> ServerConfig:
     """``server.properties`` with ``overrides`` on top, validated; unknown keys warned about."""
-    properties = read_properties(path)
+    try:
+        properties = read_properties_file(path)
+    except PropertiesFileError as error:
+        raise ServerError(str(error)) from None
     properties.update(overrides or {})
     try:
         config = parse_server_config(properties)

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 
 from kraft.raft.disk_log import DiskRaftLog
-from kraft.raft.log import Entry, RaftLog, Snapshot, SnapshotId
+from kraft.raft.log import Entry, RaftLog, SnapshotId
 from kraft.raft.ready import Ready
 from kraft.raft.roles import ElectionState
 from storage.sim_fs import SimFileSystem
@@ -32,12 +32,6 @@ class DiskImage:
     @property
     def log_end_offset(self) -> int:
         return self.log_start_offset + len(self.entries)
-
-    def latest_snapshot(self) -> Snapshot | None:
-        if not self.snapshots:
-            return None
-        snapshot_id = max(self.snapshots)
-        return Snapshot(snapshot_id, self.snapshots[snapshot_id])
 
     def apply(self, ready: Ready) -> None:
         """What ``ready`` wrote, in its contract's order (incremental: no copy of the log)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -179,11 +178,7 @@ class KraftNode:
         """SIGTERM, then SIGKILL if the node has not exited within `timeout_s`; returns its status."""
         if self.process is None:
             return None
-        processes.signal_group(self.process, signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return processes.kill(self.process)
+        return processes.terminate(self.process, timeout_s)
 
     def kill9(self) -> int | None:
         """Kills the node at once, as a crash would; nothing gets to flush or clean up."""

@@ -47,6 +47,16 @@ def kill(process: subprocess.Popen) -> int | None:
         return None
 
 
+def terminate(process: subprocess.Popen, timeout_s: float) -> int | None:
+    """SIGTERM to the process group, then SIGKILL if it has not exited within ``timeout_s``;
+    returns its exit status."""
+    signal_group(process, signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return kill(process)
+
+
 def snapshot() -> int:
     """A mark to pass to `kill_spawned_since`."""
     return len(_spawned)

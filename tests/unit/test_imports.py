@@ -46,12 +46,17 @@ EXEMPT = {
 }
 
 
-def pure_files() -> list[Path]:
+def files_of(entries: list[str], exempt: dict[str, str]) -> list[Path]:
+    """The Python files of ``entries`` (packages or modules), but the ``exempt`` ones."""
     files = []
-    for entry in PURE:
+    for entry in entries:
         path = REPO_ROOT / entry
         files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
-    return [f for f in files if f.relative_to(REPO_ROOT).as_posix() not in EXEMPT]
+    return [f for f in files if f.relative_to(REPO_ROOT).as_posix() not in exempt]
+
+
+def pure_files() -> list[Path]:
+    return files_of(PURE, EXEMPT)
 
 
 def imported_top_level_names(path: Path) -> set[str]:
@@ -130,11 +135,7 @@ def test_no_two_modules_import_each_other():
 
 
 def file_io_files() -> list[Path]:
-    files = []
-    for entry in FILE_IO_PURE:
-        path = REPO_ROOT / entry
-        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
-    return [f for f in files if f.relative_to(REPO_ROOT).as_posix() not in FILE_IO_EXEMPT]
+    return files_of(FILE_IO_PURE, FILE_IO_EXEMPT)
 
 
 @pytest.mark.parametrize("path", file_io_files(), ids=lambda p: p.relative_to(REPO_ROOT).as_posix())
