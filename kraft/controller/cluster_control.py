@@ -3,8 +3,9 @@ the partition leadership changes fencing implies (after Kafka's ClusterControlMa
 BrokerHeartbeatManager and ReplicationControlManager).
 
 Rules:
-- A broker registers with an incarnation id; its broker epoch is the offset of its
-  registration record, so a restarted broker always has a higher epoch. A second
+- A broker registers with an incarnation id; its broker epoch is the offset of the log
+  entry holding its registration (one write is one entry), so a restarted broker always
+  has a higher epoch. A second
   registration with another incarnation is refused while the first one is alive
   (DUPLICATE_BROKER_REGISTRATION), and is accepted once its session has expired.
 - A registered broker starts fenced; it is unfenced by a heartbeat that shows it has
@@ -51,7 +52,7 @@ class BrokerLifecycle:
     def register(self, image: MetadataImage, broker_id: int, incarnation_id: str,
                  endpoints: tuple, rack: str | None, next_offset: int, now_ms: int,
                  *, from_this_node: bool = False) -> tuple[ErrorCode, list, int]:
-        """(error, records, broker epoch); ``next_offset`` is where the record will land.
+        """(error, records, broker epoch); ``next_offset`` is where the write will land.
 
         As Kafka, a new incarnation is refused while the old one's session lives, since two
         brokers may not share an id. ``from_this_node``: the broker half of the active
@@ -66,9 +67,9 @@ class BrokerLifecycle:
         records: list = []
         if existing is not None and not existing.fenced:
             records += self.fence(image, broker_id)
-        records.append(RegisterBrokerRecord(broker_id, incarnation_id, next_offset + len(records),
+        records.append(RegisterBrokerRecord(broker_id, incarnation_id, next_offset,
                                             tuple(endpoints), rack, fenced=True))
-        epoch = next_offset + len(records) - 1
+        epoch = next_offset
         self.last_heartbeat_ms[broker_id] = now_ms
         self.registration_offset[broker_id] = epoch
         return ErrorCode.none, records, epoch

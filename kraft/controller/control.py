@@ -202,7 +202,7 @@ class ControllerLogic:
                 ErrorCode.topic_already_exists, f"Topic '{topic.name}' already exists.")
         configs = self._validated_configs(topic.configs)
         assignments = self._assignments(image, topic)
-        topic_id = new_topic_id()
+        topic_id = new_topic_id(self._rng)
         records: list = [TopicRecord(topic.name, topic_id)]
         for key, value in sorted(configs.items()):
             records.append(ConfigRecord(TOPIC_RESOURCE, topic.name, key, value))

@@ -20,7 +20,7 @@ import trio
 from .cluster_control import BrokerLifecycle, HeartbeatAnswer
 from ..config import ServerConfig
 from .control import ConfigChange, ControllerError, ControllerLogic, NewTopic, TopicResult
-from ..metadata import FULL_DELTA, ImageDelta, MetadataImage, MetadataRecordError, decode_record, encode_record
+from ..metadata import FULL_DELTA, ImageDelta, MetadataImage, MetadataLoader, MetadataRecordError, encode_records
 
 logger = logging.getLogger(__name__)
 
@@ -32,58 +32,54 @@ class MetadataPublisher:
     new subscriber first gets ``FULL_DELTA`` with the current image, and so does every
     listener when a snapshot replaces the image; otherwise the delta names exactly what the
     batch of records changed, so a listener's work follows the change, not the image size.
-    ``applied_offset`` counts every committed entry, control entries included, so a
-    writer can wait until its own entry has been applied (``wait_applied``)."""
+    The image comes from a ``MetadataLoader`` (the simulation runs the same one);
+    ``applied_offset`` counts every committed entry, control entries included, so a writer
+    can wait until its own entry has been applied (``wait_applied``)."""
 
     def __init__(self) -> None:
-        self.image = MetadataImage()
-        self.applied_offset = -1
-        self.bytes_since_snapshot = 0
+        self.loader = MetadataLoader()
         self._listeners: list[Callable[[ImageDelta, MetadataImage], None]] = []
         self._applied = trio.Event()
+
+    @property
+    def image(self) -> MetadataImage:
+        return self.loader.image
+
+    @property
+    def applied_offset(self) -> int:
+        return self.loader.applied_offset
+
+    @property
+    def bytes_since_snapshot(self) -> int:
+        return self.loader.bytes_since_snapshot
+
+    def snapshot_taken(self) -> None:
+        self.loader.bytes_since_snapshot = 0
 
     def subscribe(self, listener: Callable[[ImageDelta, MetadataImage], None]) -> None:
         self._listeners.append(listener)
         listener(FULL_DELTA, self.image)
 
-    def publish(self, records: Sequence, offset: int) -> None:
-        if records:
-            image, delta = self.image.apply_delta(records, offset)
-            self._advance(image, offset, delta)
-        else:
-            self._advance(None, offset)
-
-    def _advance(self, image: MetadataImage | None, offset: int, delta: ImageDelta = FULL_DELTA) -> None:
-        """Install ``image`` (if any) for the listeners, then wake writers waiting for ``offset``."""
-        if image is not None:
-            self.image = image
+    def _notify(self, delta: ImageDelta | None) -> None:
+        if delta is not None:
             for listener in self._listeners:
-                listener(delta, image)
-        self.applied_offset = max(self.applied_offset, offset)
+                listener(delta, self.image)
         self._applied.set()
         self._applied = trio.Event()
 
     def apply_entries(self, entries: Sequence) -> None:
-        """The Raft driver's commit callback: entries in offset order, one metadata record
-        each; control entries (leader changes) only move ``applied_offset``."""
-        if not entries:
-            return
-        records = []
-        for entry in entries:
-            self.bytes_since_snapshot += len(entry.payload)
-            if entry.control:
-                continue
-            try:
-                records.append(decode_record(entry.payload))
-            except MetadataRecordError:
-                logger.exception("metadata entry at offset %d is unreadable", entry.offset)
-                raise
-        self.publish(records, entries[-1].offset)
+        """The Raft driver's commit callback: committed entries in offset order."""
+        try:
+            delta = self.loader.apply_entries(entries)
+        except MetadataRecordError:
+            logger.exception("the metadata log is unreadable")
+            raise
+        self._notify(delta)
 
-    def load_snapshot(self, image: MetadataImage, last_offset: int) -> None:
+    def load_snapshot(self, data: bytes, end_offset: int) -> None:
         """Replace the image by a snapshot's (the Raft driver's snapshot callback)."""
-        self.bytes_since_snapshot = 0
-        self._advance(image, last_offset)
+        self.loader.load_snapshot(data, end_offset)
+        self._notify(FULL_DELTA)
 
     async def wait_applied(self, offset: int) -> None:
         while self.applied_offset < offset:
@@ -105,7 +101,7 @@ class QuorumLog:
         return self._driver.is_leader
 
     async def commit(self, records: Sequence) -> int:
-        offset = await self._driver.append_many([encode_record(r) for r in records])
+        offset = await self._driver.append(encode_records(list(records)))
         await self._publisher.wait_applied(offset)
         return offset
 

@@ -202,7 +202,10 @@ class _Delta:
             entries.pop(record.name, None)
         else:
             entries[record.name] = record.value
-        self.configs[key] = MappingProxyType(entries)
+        if entries:
+            self.configs[key] = MappingProxyType(entries)
+        else:
+            self.configs.pop(key, None)  # a resource without overrides has no entry, as in a snapshot
 
     def _replay_RegisterBrokerRecord(self, record: RegisterBrokerRecord) -> None:
         self._changed_brokers.add(record.broker_id)

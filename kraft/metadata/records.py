@@ -5,11 +5,17 @@ apiKey where one exists) and a ``VERSION``. On disk a record is the value of one
 record inside a record batch: msgpack of ``[record_type, version, {field: value}]``.
 Unknown fields are ignored when decoding, so a newer writer stays readable; an unknown
 record type is an error, because skipping a fact silently would diverge the image.
+
+One controller write (the records of one request) is one log entry (``encode_records``):
+several records go into ``[WRITE_TYPE, 0, [[record_type, version, {field: value}], ...]]``,
+so the Raft log commits a write whole or not at all and no image ever holds part of one,
+as Kafka's atomic record batches do; a single record keeps the one-record form.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
 import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -140,20 +146,51 @@ TOPIC_RESOURCE = 2
 BROKER_RESOURCE = 4
 
 
-def encode_record(record: MetadataRecord) -> bytes:
+WRITE_TYPE = -1  # not a record type: the entry holds several records of one write
+
+
+def _unpacked(record: MetadataRecord) -> list:
     fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-    return msgpack.packb([record.RECORD_TYPE, record.VERSION, fields], use_bin_type=True)
+    return [record.RECORD_TYPE, record.VERSION, fields]
 
 
-def decode_record(data: bytes) -> MetadataRecord:
+def encode_record(record: MetadataRecord) -> bytes:
+    return msgpack.packb(_unpacked(record), use_bin_type=True)
+
+
+def encode_records(records: list[MetadataRecord]) -> bytes:
+    """One controller write as one log entry (see the module's rules)."""
+    if len(records) == 1:
+        return encode_record(records[0])
+    return msgpack.packb([WRITE_TYPE, 0, [_unpacked(r) for r in records]], use_bin_type=True)
+
+
+def _packed_record(record_type: int, _version: int, fields: dict) -> MetadataRecord:
+    cls = RECORD_TYPES[record_type]
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{key: value for key, value in fields.items() if key in known})
+
+
+def decode_records(data: bytes) -> list[MetadataRecord]:
+    """The records of one log entry, in order."""
     try:
-        record_type, _version, fields = msgpack.unpackb(data, raw=False, use_list=False)
-        cls = RECORD_TYPES[record_type]
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in fields.items() if key in known})
+        record_type, version, fields = msgpack.unpackb(data, raw=False, use_list=False)
+        if record_type == WRITE_TYPE:
+            return [_packed_record(*item) for item in fields]
+        return [_packed_record(record_type, version, fields)]
     except (ValueError, TypeError, KeyError, msgpack.UnpackException) as error:
         raise MetadataRecordError(f"undecodable metadata record: {error!r}") from error
 
 
-def new_topic_id() -> str:
-    return str(uuid.uuid4())
+def decode_record(data: bytes) -> MetadataRecord:
+    records = decode_records(data)
+    if len(records) != 1:
+        raise MetadataRecordError(f"expected one metadata record, found {len(records)}")
+    return records[0]
+
+
+def new_topic_id(rng: random.Random | None = None) -> str:
+    """A random (version 4) UUID; from ``rng`` when given, so a seeded run is reproducible."""
+    if rng is None:
+        return str(uuid.uuid4())
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))

@@ -37,7 +37,7 @@ from ..controller.channel import ControllerChannel, ForwardingFailed
 from ..group import GroupCoordinator
 from ..meta_properties import read_bootstrap, read_meta_properties
 from ..metadata import FeatureLevelRecord
-from ..metadata.snapshot import decode_snapshot, encode_snapshot
+from ..metadata.snapshot import encode_snapshot
 from .network import Listener
 from ..controller.quorum_controller import ActiveController, MetadataPublisher, QuorumLog
 from .quorum_info import Endpoint, QuorumInfo, ReplicaInfo, wall_clock_ms
@@ -178,8 +178,7 @@ class QuorumMember:
         return driver
 
     def _load_snapshot(self, snapshot: Any) -> None:
-        last_offset = snapshot.snapshot_id.end_offset - 1
-        self.publisher.load_snapshot(decode_snapshot(snapshot.data, last_offset), last_offset)
+        self.publisher.load_snapshot(snapshot.data, snapshot.snapshot_id.end_offset)
         logger.info("[node %d] loaded the metadata snapshot %s", self.node_id, snapshot.snapshot_id)
 
     async def _take_snapshots(self, driver: RaftDriver) -> None:
@@ -198,7 +197,7 @@ class QuorumMember:
                 continue
             end_offset = publisher.applied_offset + 1
             await driver.snapshot(end_offset, encode_snapshot(publisher.image))
-            publisher.bytes_since_snapshot = 0
+            publisher.snapshot_taken()
             last_snapshot_s = trio.current_time()
             logger.info("[node %d] metadata snapshot requested at offset %d", self.node_id, end_offset)
 

@@ -9,8 +9,11 @@ Rules:
   disk, waits a random fsync latency, then completes it (fsync, send the messages, apply
   committed entries to its state machine, ``advance``). While a Ready is in flight the node queues its input, so
   the core is never stepped between ``ready()`` and ``advance()``.
-- The state machine holds every committed entry; every ``snapshot_every`` applied entries
-  it snapshots itself through ``create_snapshot``, which cuts the log.
+- The state machine is the node's own ``MetadataLoader`` (kraft.metadata): committed
+  entries are metadata records that clients' requests turned into through the
+  controller's record logic (``workload.py``), and every ``snapshot_every`` applied entries
+  the node snapshots its image (``encode_snapshot``) through ``create_snapshot``, which cuts
+  the log; a node that loads a snapshot decodes it into its image.
 - Each node's disk is its real ``DiskRaftLog`` over ``storage.sim_fs.SimFileSystem``. A
   crash drops the node's queued input and in-flight Ready and keeps only what the disk had
   fsynced (the file system may tear the last write); a restart recovers the log from those
@@ -25,14 +28,17 @@ import heapq
 import random
 from dataclasses import dataclass, field
 
+from kraft.metadata import MetadataLoader, encode_records
+from kraft.metadata.snapshot import encode_snapshot
 from kraft.raft.core import NotLeaderError, RaftCore
 from kraft.raft.log import Entry
 from kraft.raft.messages import Message
 from kraft.raft.ready import RaftConfig, Ready, ReadyRunner
 
 from .disk import SimRaftDisk
-from .invariants import InvariantChecker, decode_state, encode_state
+from .invariants import InvariantChecker
 from .network import SimNetwork
+from .workload import ControllerWorkload
 
 EVENTS_MAX = 2_000_000
 
@@ -42,7 +48,7 @@ class SimNode:
     node_id: int
     disk: SimRaftDisk
     core: RaftCore | None = None
-    applied: list[Entry] = field(default_factory=list)
+    loader: MetadataLoader = field(default_factory=MetadataLoader)
     incarnation: int = 0
     in_flight: Ready | None = None
     inbox: collections.deque = field(default_factory=collections.deque)
@@ -64,6 +70,7 @@ class Cluster:
         # Each disk tears writes from a seed of its own, derived without drawing from self.rng.
         self.nodes = {node_id: SimNode(node_id, SimRaftDisk(seed * 1009 + node_id)) for node_id in self.node_ids}
         self.network = SimNetwork(self.rng)
+        self.workload = ControllerWorkload(random.Random(seed * 7919 + 1))
         self.checker = InvariantChecker(self.voter_ids)
         self.snapshot_every = snapshot_every
         self.fsync_max_ms = fsync_max_ms
@@ -118,7 +125,7 @@ class Cluster:
         rng = random.Random(self.rng.getrandbits(64))
         node.core = RaftCore(node_id, frozenset(self.voter_ids), self.config, rng, state, log, self.now_ms)
         node.incarnation += 1
-        node.applied = []
+        node.loader = MetadataLoader()
         node.stopping = False
         self.checker.node_started(node_id, node.core)
         self._drain(node)
@@ -155,11 +162,12 @@ class Cluster:
         leaders = [n for n in self.nodes.values() if n.running and n.core.is_leader]
         return max(leaders, key=lambda n: n.core.epoch) if leaders else None
 
-    def client_append(self, payload: bytes) -> bool:
+    def client_request(self) -> bool:
+        """A client's admin request reaches the leader, which decides it when its turn comes."""
         node = self.leader()
         if node is None or node.stopping:
             return False
-        self._input(node, ("append", payload))
+        self._input(node, ("request",))
         return True
 
     def _deliver(self, message: Message) -> None:
@@ -180,14 +188,27 @@ class Cluster:
         kind = item[0]
         if kind == "message":
             core.step(item[1])
-        elif kind == "append":
-            try:
-                core.append([item[1]])
-                self.appended += 1
-            except NotLeaderError:
-                pass
+        elif kind == "request":
+            self._decide(node)
         elif kind == "resign":
             core.resign()
+
+    def _decide(self, node: SimNode) -> None:
+        """The active controller's turn: decide against the applied image, append the records."""
+        core = node.core
+        if not core.is_leader or node.loader.applied_offset != core.log.end_offset - 1:
+            return  # not leading, or its last write is not applied yet
+        lifecycle = self.workload.lifecycle(node.node_id, core.epoch)
+        records = self.workload.records(node.loader.image, lifecycle, core.log.end_offset, self.now_ms)
+        if not records:
+            return
+        try:
+            payloads = [encode_records(records)]
+            last_offset = core.append(payloads)
+            self.checker.write_appended(last_offset - len(payloads) + 1, last_offset, core.epoch)
+            self.appended += 1
+        except NotLeaderError:
+            pass
 
     def _tick(self, node_id: int, incarnation: int, at_ms: int) -> None:
         node = self.nodes[node_id]
@@ -254,21 +275,23 @@ class Cluster:
     def _load_snapshot(self, node: SimNode, snapshot) -> None:
         assert not node.core.is_leader, "a leader never loads a snapshot"
         self.checker.check_snapshot(node.node_id, snapshot)
-        node.applied = decode_state(snapshot.data)
+        node.loader.load_snapshot(snapshot.data, snapshot.snapshot_id.end_offset)
+        self.checker.check_image(node.node_id, node.loader.image, "loaded from a snapshot")
 
     def _apply_committed(self, node: SimNode, committed: tuple[Entry, ...]) -> None:
         self.checker.record_high_watermark(node.node_id, node.core)
-        assert committed[0].offset == len(node.applied), (committed[0], len(node.applied))
+        assert committed[0].offset == node.loader.applied_offset + 1, (committed[0], node.loader.applied_offset)
         self.checker.check_applied(node.node_id, committed)
-        node.applied.extend(committed)
+        node.loader.apply_entries(committed)
+        self.checker.check_image(node.node_id, node.loader.image, "applied")
 
     def _maybe_snapshot(self, node: SimNode) -> None:
         core = node.core
         if not self.snapshot_every or node.in_flight is not None:
             return
-        end = len(node.applied)
+        end = node.loader.applied_offset + 1
         if end - core.log.start_offset >= self.snapshot_every and end <= core.applied_offset:
-            core.create_snapshot(end, encode_state(node.applied))
+            core.create_snapshot(end, encode_snapshot(node.loader.image))
 
     def _reschedule_tick(self, node: SimNode, after_tick: bool) -> None:
         deadline = node.core.next_deadline_ms()

@@ -9,9 +9,15 @@
 - MajorityReachedHighWatermark: the last committed entry (the highest high watermark any
   node has reached) sits, identical, on the fsynced disk of a majority of voters, in
   the log or inside a snapshot. This is "committed data is never lost".
-- ConsistentCommittedData: every entry below any node's high watermark, every entry a
-  state machine applies and every entry inside any snapshot equals the entry first
-  committed at that offset.
+- ConsistentCommittedData: every entry below any node's high watermark and every entry a
+  state machine applies equals the entry first committed at that offset.
+- ConsistentImages: a node's metadata image after it applied up to offset N, or loaded a
+  snapshot ending at N + 1, equals the image the committed entries up to N build, applied
+  one at a time by a reference ``MetadataLoader``: so batching, snapshots and their
+  decoding never change what a broker would serve.
+- WholeWrites: a controller write (the records of one request) is committed whole or not
+  at all, and no node's image ever holds part of one: the entry committed after a write's
+  first entry is its next one, and a node never stops applying inside a write.
 - LeaderHasCommittedData: a new leader's log holds every entry committed before it won.
 - SnapshotAtLogStart: a node's log starts at 0 or exactly at its latest snapshot's end,
   and a snapshot's id names the epoch of the committed entry it ends with.
@@ -19,8 +25,8 @@
 
 from __future__ import annotations
 
-import json
-
+from kraft.metadata import MetadataImage, MetadataLoader
+from kraft.metadata.snapshot import decode_snapshot
 from kraft.raft.core import RaftCore
 from kraft.raft.log import Entry, Snapshot
 from kraft.raft.roles import ElectionState
@@ -32,27 +38,21 @@ class InvariantViolation(AssertionError):
         self.name = name
 
 
-def encode_state(entries: list[Entry]) -> bytes:
-    """The simulation's state machine, serialized into a snapshot: every committed entry."""
-    return json.dumps([[e.offset, e.epoch, e.payload.decode("latin-1"), e.control] for e in entries]).encode()
-
-
-def decode_state(data: bytes) -> list[Entry]:
-    return [Entry(offset, epoch, payload.encode("latin-1"), control)
-            for offset, epoch, payload, control in json.loads(data)]
-
-
 class InvariantChecker:
     def __init__(self, voters: list[int]) -> None:
         self.voters = voters
         self.majority = len(voters) // 2 + 1
         self.committed: list[Entry] = []
+        self.reference = MetadataLoader()
+        self.images: list[MetadataImage] = []  # the reference image after each committed offset
         self.leaders: dict[int, int] = {}
         self.leaders_checked: set[int] = set()
         self.durable_epoch: dict[int, int] = {}
         self.memory_epoch: dict[int, int] = {}
         self.high_watermark: dict[int, int] = {}
         self.verified_snapshots: dict[tuple[int, int], bytes] = {}
+        self.writes: dict[tuple[int, int], tuple[int, bool]] = {}  # (offset, epoch) -> (write, is last)
+        self._write_count = 0
 
     # ----- per-node hooks from the simulation ---------------------------------------------
 
@@ -72,20 +72,44 @@ class InvariantChecker:
     def check_applied(self, node_id: int, entries: tuple[Entry, ...] | list[Entry]) -> None:
         for entry in entries:
             self._same_as_committed("ConsistentCommittedData", node_id, entry, "applied")
+        self._check_whole_write(node_id, entries[-1], "stopped applying at")
+
+    def write_appended(self, first_offset: int, last_offset: int, epoch: int) -> None:
+        """A leader appended one controller write at these offsets."""
+        self._write_count += 1
+        for offset in range(first_offset, last_offset + 1):
+            self.writes[(offset, epoch)] = (self._write_count, offset == last_offset)
+
+    def _check_whole_write(self, node_id: int, entry: Entry, how: str) -> None:
+        write = self.writes.get((entry.offset, entry.epoch))
+        if write is not None and not write[1]:
+            raise InvariantViolation("WholeWrites", f"node {node_id} {how} {entry}, inside write {write[0]}")
+
+    def check_image(self, node_id: int, image: MetadataImage, how: str) -> None:
+        offset = image.offset
+        if offset < 0:
+            return
+        if offset >= len(self.images):
+            raise InvariantViolation("ConsistentImages", f"node {node_id} {how} an image at offset {offset}, "
+                                     f"beyond everything committed ({len(self.images)})")
+        expected = self.images[offset]
+        if image != expected:
+            raise InvariantViolation("ConsistentImages", f"node {node_id} {how} an image at offset {offset} "
+                                     f"that differs from the committed one: {_image_difference(image, expected)}")
 
     def check_snapshot(self, node_id: int, snapshot: Snapshot) -> None:
         key = (snapshot.snapshot_id.end_offset, snapshot.snapshot_id.epoch)
         if self.verified_snapshots.get(key) == snapshot.data:
             return
-        entries = decode_state(snapshot.data)
         end = snapshot.snapshot_id.end_offset
-        if [e.offset for e in entries] != list(range(end)):
-            raise InvariantViolation("SnapshotAtLogStart", f"node {node_id} snapshot {key} offsets wrong")
-        for entry in entries:
-            self._same_as_committed("ConsistentCommittedData", node_id, entry, f"in snapshot {key}")
-        if entries and entries[-1].epoch != snapshot.snapshot_id.epoch:
-            raise InvariantViolation("SnapshotAtLogStart", f"node {node_id} snapshot {key} ends in epoch "
-                                     f"{entries[-1].epoch}")
+        if end > len(self.committed):
+            raise InvariantViolation("SnapshotAtLogStart", f"node {node_id} snapshot {key} ends beyond "
+                                     f"everything committed ({len(self.committed)})")
+        if end and self.committed[end - 1].epoch != snapshot.snapshot_id.epoch:
+            raise InvariantViolation("SnapshotAtLogStart", f"node {node_id} snapshot {key} ends with an entry "
+                                     f"of epoch {self.committed[end - 1].epoch}")
+        if end:
+            self.check_image(node_id, decode_snapshot(snapshot.data, end - 1), f"has in snapshot {key}")
         self.verified_snapshots[key] = snapshot.data
 
     # ----- after every event --------------------------------------------------------------
@@ -142,13 +166,23 @@ class InvariantChecker:
         for offset in range(max(previous, core.log.start_offset), high_watermark):
             entry = core.log.entries[offset - core.log.start_offset]
             if offset == len(self.committed):
+                if self.committed:
+                    self._check_continues(node_id, self.committed[-1], entry)
                 self.committed.append(entry)
+                self.reference.apply_entries([entry])
+                self.images.append(self.reference.image)
             else:
                 self._same_as_committed("ConsistentCommittedData", node_id, entry, "below its high watermark")
         if high_watermark > len(self.committed):
             raise InvariantViolation("ConsistentCommittedData", f"node {node_id} high watermark "
                                      f"{high_watermark} beyond everything committed ({len(self.committed)})")
         self.high_watermark[node_id] = high_watermark
+
+    def _check_continues(self, node_id: int, previous: Entry, entry: Entry) -> None:
+        write = self.writes.get((previous.offset, previous.epoch))
+        if write is not None and not write[1] and self.writes.get((entry.offset, entry.epoch), (None,))[0] != write[0]:
+            raise InvariantViolation("WholeWrites", f"node {node_id} committed {entry} after {previous}, "
+                                     f"a part of write {write[0]} whose rest is lost")
 
     def _same_as_committed(self, name: str, node_id: int, entry: Entry, where: str) -> None:
         if entry.offset >= len(self.committed):
@@ -183,3 +217,11 @@ def _holds(image, entry: Entry) -> bool:
         return True  # the snapshot's content is checked against the committed entries
     index = entry.offset - image.log_start_offset
     return 0 <= index < len(image.entries) and image.entries[index] == entry
+
+
+def _image_difference(image: MetadataImage, expected: MetadataImage) -> str:
+    for name in MetadataImage.__dataclass_fields__:
+        got, wanted = getattr(image, name), getattr(expected, name)
+        if got != wanted:
+            return f"{name} is {got!r}, committed {wanted!r}"
+    return "no field differs"

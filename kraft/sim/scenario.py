@@ -151,12 +151,11 @@ def _run(cluster: Cluster, params: SimParams) -> SimResult:
 
 def _schedule_appends(cluster: Cluster) -> None:
     cluster.appending = True
-    counter = iter(range(1 << 62))
 
     def append() -> None:
         if not cluster.appending:
             return
-        cluster.client_append(f"v{next(counter)}".encode())
+        cluster.client_request()
         cluster.schedule(cluster.now_ms + cluster.rng.randint(1, 2 * APPEND_INTERVAL_MS), append)
 
     cluster.schedule(0, append)
@@ -240,18 +239,24 @@ def _converged(cluster: Cluster) -> bool:
         other = node.core
         if not node.running or node.in_flight is not None or other.epoch != core.epoch \
                 or other.leader_id != leader.node_id or other.log.end_offset != core.log.end_offset \
-                or other.high_watermark != core.high_watermark or len(node.applied) != core.high_watermark:
+                or other.high_watermark != core.high_watermark \
+                or node.loader.applied_offset + 1 != core.high_watermark:
             return False
     return True
 
 
 def _check_final_logs(cluster: Cluster) -> None:
-    """Converged logs are identical entry by entry (ConsistentCommittedData, final pass)."""
+    """Converged logs are identical entry by entry (ConsistentCommittedData, final pass), and
+    so are the images (ConsistentImages)."""
     committed = cluster.checker.committed
+    images = {id(node.loader.image): node.loader.image for node in cluster.nodes.values()}
     for node in cluster.nodes.values():
         log = node.core.log
-        if log.entries != committed[log.start_offset:log.end_offset] or node.applied != committed[:len(node.applied)]:
+        if log.entries != committed[log.start_offset:log.end_offset]:
             raise InvariantViolation("ConsistentCommittedData", f"node {node.node_id} log differs after convergence")
+        cluster.checker.check_image(node.node_id, node.loader.image, "converged with")
+    if committed and len(images) and any(image.offset != len(committed) - 1 for image in images.values()):
+        raise InvariantViolation("ConsistentImages", "converged nodes hold images of different offsets")
 
 
 def _describe(cluster: Cluster) -> str:

@@ -66,7 +66,8 @@ def test_snapshots_cut_the_log_catch_up_a_lagging_voter_and_load_at_start(tmp_pa
         log_before = len(lagging.log_text())
         running = nodes[:2]
         second = [f"second-{i}" for i in range(30)]
-        create_topics(running, second)
+        for name in second:  # one request each: one metadata log entry each
+            create_topics(running, [name])
         # Both running voters (so the leader whichever it is) cut their logs well past the
         # stopped voter's end: it can only catch up from a snapshot.
         wait_for(lambda: all(max(int(n.split("-")[0]) for n in checkpoints(node)) > local_end + 30

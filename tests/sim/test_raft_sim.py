@@ -2,7 +2,8 @@
 
 Every run checks the named invariants after every event (SingleLeader, MonotonicEpoch,
 MonotonicHighWatermark, MajorityReachedHighWatermark, ConsistentCommittedData,
-LeaderHasCommittedData, SnapshotAtLogStart), then heals every fault and requires a leader
+ConsistentImages, WholeWrites, LeaderHasCommittedData, SnapshotAtLogStart) while clients'
+admin requests go through the controller's record logic, then heals every fault and requires a leader
 and converged logs within a bounded virtual time. A failure prints its seed and the
 ``python -m kraft.sim ...`` line that replays it.
 
@@ -120,7 +121,7 @@ def test_majority_makes_progress_and_minority_does_not():
     assert cluster.run_until(5000, done=lambda: cluster.leader() is not None)
     cluster.network.split([[0, 1], [2, 3, 4]])
     for step in range(200):
-        cluster.schedule(cluster.now_ms + 1 + step * 40, cluster.client_append, f"x{step}".encode())
+        cluster.schedule(cluster.now_ms + 1 + step * 40, cluster.client_request)
     cluster.run_until(cluster.now_ms + 10_000)
     minority = max(cluster.nodes[n].core.high_watermark for n in (0, 1))
     majority = max(cluster.nodes[n].core.high_watermark for n in (2, 3, 4))
@@ -135,7 +136,7 @@ def test_lagging_follower_catches_up_from_a_snapshot():
     lagging = next(n for n in cluster.voter_ids if n != cluster.leader().node_id)
     cluster.network.isolate(lagging, cluster.node_ids)
     for step in range(60):
-        cluster.schedule(cluster.now_ms + 1 + step * 20, cluster.client_append, f"s{step}".encode())
+        cluster.schedule(cluster.now_ms + 1 + step * 20, cluster.client_request)
     cluster.run_until(cluster.now_ms + 3000)
     leader = cluster.leader().core
     assert leader.log.start_offset > cluster.nodes[lagging].core.log.end_offset
@@ -144,7 +145,7 @@ def test_lagging_follower_catches_up_from_a_snapshot():
     follower = cluster.nodes[lagging]
     assert isinstance(follower.core.role, Follower)
     assert follower.core.log.snapshot is not None
-    assert follower.applied == cluster.nodes[leader.local_id].applied
+    assert follower.loader.image == cluster.nodes[leader.local_id].loader.image
 
 
 # Configurations where rare interleavings are common: crash points right after a node sends
@@ -175,3 +176,20 @@ def test_failure_names_the_replay_command():
     failure = SimulationFailure(params, AssertionError("boom"), 1234)
     assert "python -m kraft.sim --seed 1 --voters 3" in str(failure)
     assert "--schedule 100:crash:0" in str(failure)
+
+
+def test_the_metadata_invariants_catch_half_writes_and_diverging_images():
+    """WholeWrites and ConsistentImages fail on what they exist to catch."""
+    from kraft.metadata import MetadataImage, TopicRecord, encode_records
+    from kraft.raft.log import Entry
+    from kraft.sim import InvariantChecker, InvariantViolation
+
+    checker = InvariantChecker([0])
+    first = Entry(0, 1, encode_records([TopicRecord("t", "id")]))
+    checker.committed.append(first)
+    checker.write_appended(0, 1, epoch=1)  # a write laid out as two entries
+    with pytest.raises(InvariantViolation, match="WholeWrites"):
+        checker.check_applied(0, [first])
+    checker.images.append(MetadataImage(offset=0))
+    with pytest.raises(InvariantViolation, match="ConsistentImages"):
+        checker.check_image(0, MetadataImage(offset=0, next_producer_id=1000), "applied")

@@ -11,7 +11,8 @@ ENDPOINTS = (("PLAINTEXT", "localhost", 9092, "PLAINTEXT"),)
 
 
 def apply(image: MetadataImage, records: list) -> MetadataImage:
-    return image.apply(records, image.offset + len(records))
+    """One write is one log entry."""
+    return image.apply(records, image.offset + 1)
 
 
 def registered(lifecycle: BrokerLifecycle, *broker_ids: int, now_ms: int = 0) -> MetadataImage:
@@ -95,4 +96,5 @@ def test_a_new_incarnation_waits_out_the_old_session_unless_it_is_the_controller
     assert (error, records) == (ErrorCode.duplicate_broker_registration, [])
     error, records, epoch = lifecycle.register(image, 1, "after-the-crash", endpoints, None, 1, 2_000,
                                                from_this_node=True)
-    assert error == ErrorCode.none and records[-1].incarnation_id == "after-the-crash" and epoch == 2
+    assert error == ErrorCode.none and records[-1].incarnation_id == "after-the-crash" and epoch == 1
+    assert [type(r).__name__ for r in records] == ["FenceBrokerRecord", "RegisterBrokerRecord"]  # one entry, at 1
