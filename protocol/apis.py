@@ -94,6 +94,7 @@ CONTROLLER_ONLY_APIS: tuple[ApiRange, ...] = (
     _range(52, 2, 2),  # Vote
     _range(53, 1, 1),  # BeginQuorumEpoch
     _range(54, 1, 1),  # EndQuorumEpoch
+    _range(56, 2, 3),  # AlterPartition
     _range(59, 1, 1),  # FetchSnapshot
     _range(62, 0, 4),  # BrokerRegistration
     _range(63, 0, 1),  # BrokerHeartbeat

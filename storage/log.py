@@ -340,6 +340,15 @@ class PartitionLog:
             return best.offset_of_max_timestamp, best.max_timestamp_ms
         return self._first_record_at(best, location, best.max_timestamp_ms)
 
+    def assign_epoch_start(self, epoch: int) -> None:
+        """A new leader's epoch starts at the log end, before it appends anything in it, so a
+        follower that diverged in an epoch this log never had learns where to truncate."""
+        self.leader_epoch_cache.assign(epoch, self.log_end_offset)
+
+    @property
+    def latest_epoch(self) -> int:
+        return self.leader_epoch_cache.latest_epoch
+
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
         """OffsetForLeaderEpoch: (epoch, end offset); (-1, -1) when the epoch is unknown."""
         return self.leader_epoch_cache.end_offset_for_epoch(epoch, self.log_end_offset)
@@ -391,6 +400,15 @@ class PartitionLog:
         self.leader_epoch_cache.truncate_from_end(end)
         self.producer_state.delete_snapshots_after(end)
         self._reload_producer_state()
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every segment and start empty at ``offset`` (which may lie past the log end)."""
+        self._check_online()
+        self._restart_at(offset)
+        self._fs.fsync_directory(self.directory)
+        self.recovery_point = offset
+        self._high_watermark = offset
+        self.producer_state.clear()
 
     def _restart_at(self, offset: int) -> None:
         for segment in self._segments:

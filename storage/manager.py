@@ -241,6 +241,13 @@ class LogManager:
         self._logs[key].truncate_to(offset)
         self._write_dir_checkpoints(self._log_dir_of[key])
 
+    def truncate_fully_and_start_at(self, topic: str, partition: int, offset: int) -> None:
+        """Empty a log and restart it at ``offset`` (a follower below its leader's log start),
+        as Kafka's truncateFullyAndStartAt; the checkpoints follow at once, as above."""
+        key = (topic, partition)
+        self._logs[key].truncate_fully_and_start_at(offset)
+        self._write_dir_checkpoints(self._log_dir_of[key])
+
     # ----- retention --------------------------------------------------------------------------
 
     def apply_retention(self, now_ms: int | None = None) -> int:

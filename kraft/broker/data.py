@@ -7,7 +7,17 @@ Rules (the design card's data path):
 - A batch that fails validation is answered with Kafka's error and nothing of it is
   appended; other partitions in the same request are unaffected.
 - Fetch returns whole batches up to the high watermark; a fetch with ``min_bytes`` not
-  yet satisfied waits (bounded by ``max_wait``) for the next append.
+  yet satisfied waits (bounded by ``max_wait``) for the next append or high watermark move.
+- A follower's fetch (replica id >= 0) reads up to the log end, reports its progress to
+  the partition's leader state (which may move the high watermark and grow the ISR), and
+  is told where its log diverges when its last fetched epoch ends earlier here
+  (``diverging_epoch``, KIP-320).
+- acks=-1: refused with NOT_ENOUGH_REPLICAS before anything is appended when the ISR is
+  smaller than ``min.insync.replicas``; otherwise the answer waits until the high watermark
+  passes the batch (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum
+  meanwhile), the partition changes leader (NOT_LEADER_OR_FOLLOWER), or the request's
+  timeout (REQUEST_TIMED_OUT). acks=1 and acks=0 answer once the leader has appended: a
+  leader change may then lose the write, as in Kafka.
 """
 
 from __future__ import annotations
@@ -46,12 +56,19 @@ class ProduceFailure(Exception):
         self.message = message
 
 
-def _append(broker: Broker, topic: str, index: int, records: bytes | None) -> dict:
-    """Append one partition's records; returns the response fields."""
+def _append(broker: Broker, topic: str, index: int, records: bytes | None, acks: int = 1) -> tuple[dict, Any]:
+    """Append one partition's records; returns the response fields and the partition."""
+    replicas = broker.replicas
     try:
-        partition = broker.replicas.leader_partition(topic, index, broker.image)
+        partition = replicas.leader_partition(topic, index, broker.image)
     except PartitionError as error:
         raise ProduceFailure(error.error_code) from None
+    if acks == -1:
+        in_sync, needed = len(replicas.in_sync_replicas(partition)), replicas.min_insync_replicas(partition)
+        if in_sync < needed:
+            raise ProduceFailure(ErrorCode.not_enough_replicas,
+                                 f"The size of the current ISR {in_sync} is insufficient to satisfy the min.isr "
+                                 f"requirement of {needed} for partition {topic}-{index}")
     log = partition.log
     if not records:
         raise ProduceFailure(ErrorCode.invalid_record, "Produce request has no record batch")
@@ -78,13 +95,45 @@ def _append(broker: Broker, topic: str, index: int, records: bytes | None) -> di
     except StorageError as error:
         logger.error("[node %d] append to %s-%d failed: %s", broker.node_id, topic, index, error)
         raise ProduceFailure(ErrorCode.kafka_storage_error, str(error)) from None
-    log.high_watermark = log.log_end_offset
     broker.notify_data_arrived()
+    replicas.advance_high_watermark(partition)
     return {
         "base_offset": result.first_offset,
         "log_append_time": result.log_append_time_ms,
         "log_start_offset": log.log_start_offset,
-    }
+    }, (partition, partition.leader_epoch, result.last_offset + 1)
+
+
+async def _await_replication(broker: Broker, waiting: list[tuple[dict, tuple]], timeout_ms: int) -> None:
+    """acks=-1: hold each appended partition's answer until its high watermark passes the
+    batch, its leadership changes, or the request times out."""
+    replicas = broker.replicas
+    deadline = trio.current_time() + max(timeout_ms, 0) / 1000
+    pending = list(waiting)
+    while pending:
+        arrived = broker.data_arrived
+        still = []
+        for fields, (partition, leader_epoch, required) in pending:
+            current = replicas.partition(partition.topic, partition.index)
+            if current is not partition or partition.leader_state is None or partition.leader_epoch != leader_epoch:
+                fields.update(error_code=ErrorCode.not_leader_or_follower, error_message=None)
+            elif partition.log.high_watermark >= required:
+                in_sync, needed = len(replicas.in_sync_replicas(partition)), replicas.min_insync_replicas(partition)
+                if in_sync < needed:
+                    fields.update(error_code=ErrorCode.not_enough_replicas_after_append,
+                                  error_message=f"The size of the current ISR {in_sync} is insufficient to satisfy"
+                                                f" the min.isr requirement of {needed}")
+            else:
+                still.append((fields, (partition, leader_epoch, required)))
+        pending = still
+        if not pending:
+            return
+        if trio.current_time() >= deadline:
+            for fields, _ in pending:
+                fields.update(error_code=ErrorCode.request_timed_out, error_message=None)
+            return
+        with trio.move_on_at(deadline):
+            await arrived.wait()
 
 
 @handles(PRODUCE_KEY)
@@ -93,6 +142,7 @@ async def handle_produce(broker: Broker, request: Request, info: ConnectionInfo)
     cls = response_class(PRODUCE_KEY, request.api_version)
     partition_cls = nested(cls, "PartitionProduceResponse")
     topics = []
+    waiting: list[tuple[dict, tuple]] = []
     for topic in body.topic_data:
         results = []
         for data in topic.partition_data:
@@ -104,20 +154,28 @@ async def handle_produce(broker: Broker, request: Request, info: ConnectionInfo)
                 fields["error_message"] = "Transactions are not supported by this broker yet"
             else:
                 try:
-                    fields.update(_append(broker, topic.name, data.index, data.records))
+                    appended, wait = _append(broker, topic.name, data.index, data.records, body.acks)
+                    fields.update(appended)
                     fields["error_code"] = ErrorCode.none
+                    if body.acks == -1:
+                        waiting.append((fields, wait))
                 except ProduceFailure as failure:
                     fields["error_code"] = failure.error_code
                     fields["error_message"] = failure.message
-            results.append(make(partition_cls, index=data.index, record_errors=(), **fields))
-        topics.append(make(nested(cls, "TopicProduceResponse"), name=topic.name,
-                           partition_responses=tuple(results)))
+            results.append((data.index, fields))
+        topics.append((topic.name, results))
     if body.acks == 0:
         return None
+    if waiting:
+        await _await_replication(broker, waiting, to_millis(body.timeout))
+    topics = [make(nested(cls, "TopicProduceResponse"), name=name, partition_responses=tuple(
+        make(partition_cls, index=index, record_errors=(), **fields) for index, fields in results))
+        for name, results in topics]
     return make(cls, responses=tuple(topics), throttle_time=0)
 
 
-def _fetch_partition(broker: Broker, topic: str, fetch: Any, max_bytes: int) -> tuple[dict, int]:
+def _fetch_partition(broker: Broker, topic: str, fetch: Any, max_bytes: int,
+                     replica: tuple[int, int] = (-1, -1)) -> tuple[dict, int]:
     fields: dict = {"high_watermark": -1, "last_stable_offset": -1, "log_start_offset": -1,
                     "records": None, "aborted_transactions": None, "preferred_read_replica": -1}
     try:
@@ -126,11 +184,22 @@ def _fetch_partition(broker: Broker, topic: str, fetch: Any, max_bytes: int) -> 
     except PartitionError as error:
         return {**fields, "error_code": error.error_code}, 0
     log = partition.log
+    replica_id, replica_epoch = replica
+    if replica_id >= 0:
+        last_epoch = getattr(fetch, "last_fetched_epoch", -1)
+        if last_epoch >= 0:
+            epoch, end_offset = log.end_offset_for_epoch(last_epoch)
+            if epoch < last_epoch or end_offset < fetch.fetch_offset:
+                return {**fields, "error_code": ErrorCode.none, "high_watermark": log.high_watermark,
+                        "last_stable_offset": log.high_watermark, "log_start_offset": log.log_start_offset,
+                        "aborted_transactions": (), "records": b"", "diverging_epoch": (epoch, end_offset)}, 0
+        if log.log_start_offset <= fetch.fetch_offset <= log.log_end_offset:
+            broker.replicas.record_follower_fetch(partition, replica_id, fetch.fetch_offset, replica_epoch)
     high_watermark = log.high_watermark
     fields.update(high_watermark=high_watermark, last_stable_offset=high_watermark,
                   log_start_offset=log.log_start_offset, aborted_transactions=())
     try:
-        result = log.read(fetch.fetch_offset, max(max_bytes, 1), max_offset=high_watermark,
+        result = log.read(fetch.fetch_offset, max(max_bytes, 1), max_offset=None if replica_id >= 0 else high_watermark,
                           min_one_message=max_bytes > 0)
     except OffsetOutOfRangeError:
         return {**fields, "error_code": ErrorCode.offset_out_of_range, "records": b""}, 0
@@ -143,6 +212,11 @@ def _fetch_partition(broker: Broker, topic: str, fetch: Any, max_bytes: int) -> 
 
 def _fetch_all(broker: Broker, request: Request) -> tuple[list, int]:
     body = request.body
+    replica_state = getattr(body, "replica_state", None)
+    if replica_state is not None:
+        replica = (replica_state.replica_id, replica_state.replica_epoch)
+    else:
+        replica = (getattr(body, "replica_id", -1), -1)
     remaining = body.max_bytes if request.api_version >= 3 else 2**31 - 1
     topics, total = [], 0
     for topic in body.topics:
@@ -159,7 +233,7 @@ def _fetch_all(broker: Broker, request: Request) -> tuple[list, int]:
                 size = 0
             else:
                 limit = min(fetch.partition_max_bytes, remaining) if total else fetch.partition_max_bytes
-                fields, size = _fetch_partition(broker, name, fetch, limit)
+                fields, size = _fetch_partition(broker, name, fetch, limit, replica)
             remaining -= size
             total += size
             partitions.append((fetch.partition, fields))
@@ -182,6 +256,12 @@ async def handle_fetch(broker: Broker, request: Request, info: ConnectionInfo) -
     cls = response_class(FETCH_KEY, request.api_version)
     partition_cls = nested(cls, "PartitionData")
     topic_cls = nested(cls, "FetchableTopicResponse")
+    epoch_cls = nested(cls, "EpochEndOffset")
+    for _, partitions in topics:
+        for _, fields in partitions:
+            diverging = fields.pop("diverging_epoch", None)
+            if diverging is not None and epoch_cls is not None:
+                fields["diverging_epoch"] = make(epoch_cls, epoch=diverging[0], end_offset=diverging[1])
     responses = tuple(
         make(topic_cls, topic=getattr(topic, "topic", None), topic_id=getattr(topic, "topic_id", None),
              partitions=tuple(make(partition_cls, partition_index=index, **fields)

@@ -11,16 +11,23 @@ Rules:
   request until a restart, as Kafka's getPartitionOrException does.
 - A partition's leader epoch comes from the image; produce and fetch check the epoch a
   client sends against it (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH as Kafka).
-- The high watermark is the offset every in-sync replica has; with this node as the
-  only in-sync replica it is the log end offset after each append. Replication to
-  followers (and an ISR larger than one) arrives with the multi-node issues.
+- Leading a partition, this node keeps a ``LeaderState`` (kraft.broker.replication): the
+  followers' progress from their fetches, the high watermark (the smallest log end of the
+  ISR) and the ISR changes it proposes to the controller. A new leader epoch starts a new
+  state; an ISR change within the epoch (the controller's, or ours committed) updates it.
+- Following a partition, this node fetches it from its leader (``following``, read by the
+  replica fetchers, kraft.broker.fetcher); a partition without a leader is not fetched.
+- ``on_progress`` is called when a high watermark advances, so waiting fetches and acks=all
+  produces look again; ``on_isr_change`` when a leader has an ISR change to send.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 
 from kio.schema.errors import ErrorCode
 
@@ -29,6 +36,7 @@ from storage.manager import LogManager
 
 from ..config import ServerConfig, effective_topic_config
 from ..metadata import ImageDelta, MetadataImage, PartitionImage
+from .replication import IsrChange, LeaderState
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,7 @@ class Partition:
     topic_id: str
     state: PartitionImage
     log: object  # storage.log.PartitionLog
+    leader_state: LeaderState | None = None
 
     @property
     def leader_epoch(self) -> int:
@@ -66,12 +75,18 @@ def log_config_for(config: ServerConfig, overrides: dict[str, str]) -> LogConfig
 
 
 class ReplicaManager:
-    def __init__(self, node_id: int, config: ServerConfig, logs: LogManager) -> None:
+    def __init__(self, node_id: int, config: ServerConfig, logs: LogManager,
+                 clock_ms: Callable[[], int] | None = None) -> None:
         self.node_id = node_id
         self._config = config
         self.logs = logs
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._configs: dict[str, dict[str, str]] = {}
+        self.clock_ms = clock_ms or (lambda: int(time.monotonic() * 1000))
+        self.following: dict[tuple[str, int], int] = {}  # partition -> the leader it is fetched from
+        self.on_progress: Callable[[], None] = lambda: None
+        self.on_following_changed: Callable[[], None] = lambda: None
+        self.on_isr_change: Callable[[Partition, IsrChange], None] = lambda partition, change: None
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self._partitions.get((topic, index))
@@ -136,6 +151,100 @@ class ReplicaManager:
             self._add(topic, index, topic_id, state, overrides)
         else:
             existing.state = state
+            self._take_role(existing)
+
+    def _take_role(self, partition: Partition) -> None:
+        """Leader or follower as the partition's state says (Kafka's makeLeader/makeFollower)."""
+        state, key = partition.state, (partition.topic, partition.index)
+        if state.leader == self.node_id:
+            leader = partition.leader_state
+            if leader is None or leader.leader_epoch != state.leader_epoch:
+                partition.log.assign_epoch_start(state.leader_epoch)  # Kafka's maybeAssignEpochStartOffset
+                partition.leader_state = LeaderState.become_leader(
+                    self.node_id, state.replicas, state.isr, state.leader_epoch, state.partition_epoch,
+                    partition.log.log_end_offset, self.clock_ms())
+                logger.info("[node %d] leading %s-%d in leader epoch %d (ISR %s, log end %d, high watermark %d)",
+                            self.node_id, partition.topic, partition.index, state.leader_epoch, list(state.isr),
+                            partition.log.log_end_offset, partition.log.high_watermark)
+            else:
+                leader.update_from_metadata(state.replicas, state.isr, state.partition_epoch, self.clock_ms())
+            if self.following.pop(key, None) is not None:
+                self.on_following_changed()
+            self.advance_high_watermark(partition)
+            return
+        partition.leader_state = None
+        wanted = state.leader if state.leader >= 0 else None
+        if self.following.get(key) != wanted:
+            if wanted is None:
+                self.following.pop(key, None)
+            else:
+                self.following[key] = wanted
+            self.on_following_changed()
+
+    # ----- the leader's side of replication -----------------------------------------------
+
+    def advance_high_watermark(self, partition: Partition) -> bool:
+        """Move a leader's high watermark up to what its ISR holds; True if it moved."""
+        leader, log = partition.leader_state, partition.log
+        if leader is None:
+            return False
+        high_watermark = leader.high_watermark(log.log_end_offset, log.high_watermark)
+        if high_watermark <= log.high_watermark:
+            return False
+        log.high_watermark = high_watermark
+        self.on_progress()
+        return True
+
+    def record_follower_fetch(self, partition: Partition, replica_id: int, fetch_offset: int,
+                              broker_epoch: int = -1) -> None:
+        """A follower fetched from ``fetch_offset``: its progress, the high watermark, and an
+        ISR expansion when it has caught up."""
+        leader = partition.leader_state
+        if leader is None:
+            return
+        leader.on_follower_fetch(replica_id, fetch_offset, partition.log.log_end_offset, self.clock_ms(),
+                                 broker_epoch)
+        self.advance_high_watermark(partition)
+        change = leader.propose_expand(partition.log.high_watermark)
+        if change is not None:
+            self.on_isr_change(partition, change)
+
+    def shrink_isrs(self) -> None:
+        """Propose to drop the followers that fell behind for ``replica.lag.time.max.ms``."""
+        lag_max_ms, now_ms = self._config["replica.lag.time.max.ms"], self.clock_ms()
+        for partition in self._partitions.values():
+            leader = partition.leader_state
+            if leader is not None:
+                change = leader.propose_shrink(now_ms, lag_max_ms)
+                if change is not None:
+                    logger.info("[node %d] %s-%d: followers %s are out of sync, proposing ISR %s", self.node_id,
+                                partition.topic, partition.index,
+                                sorted(set(leader.isr) - set(change.isr)), list(change.isr))
+                    self.on_isr_change(partition, change)
+
+    def isr_change_answered(self, partition: Partition, change: IsrChange, error_code: ErrorCode,
+                            isr: tuple[int, ...] = (), leader_epoch: int = -1, partition_epoch: int = -1) -> None:
+        """The controller's answer to an ISR change this leader proposed."""
+        leader = partition.leader_state
+        if leader is None or leader.pending is not change:
+            return
+        if error_code == ErrorCode.none and leader_epoch == leader.leader_epoch:
+            leader.update_from_metadata(leader.replicas, isr, partition_epoch, self.clock_ms())
+            leader.pending = None
+            self.advance_high_watermark(partition)
+        else:
+            leader.change_refused()
+            if error_code != ErrorCode.none:
+                logger.info("[node %d] %s-%d: ISR change to %s refused: %s", self.node_id, partition.topic,
+                            partition.index, list(change.isr), ErrorCode(error_code).name)
+
+    def in_sync_replicas(self, partition: Partition) -> tuple[int, ...]:
+        leader = partition.leader_state
+        return leader.isr if leader is not None else partition.state.isr
+
+    def min_insync_replicas(self, partition: Partition) -> int:
+        value = self._configs.get(partition.topic, {}).get("min.insync.replicas")
+        return int(value) if value is not None else self._config["min.insync.replicas"]
 
     def _apply_everything(self, image: MetadataImage) -> None:
         wanted: dict[tuple[str, int], tuple[str, PartitionImage]] = {}
@@ -157,6 +266,7 @@ class ReplicaManager:
                 existing.state = state
                 if self._configs.get(topic) != overrides:
                     existing.log.config = log_config_for(self._config, overrides)
+                self._take_role(existing)
         self._configs = {name: dict(image.topic_configs(name)) for name in image.topic_ids_by_name}
 
     def _add(self, topic: str, index: int, topic_id: str, state: PartitionImage,
@@ -164,13 +274,14 @@ class ReplicaManager:
         log = self.logs.get_or_create(topic, index, uuid.UUID(topic_id),
                                      log_config_for(self._config, overrides))
         log.high_watermark = max(log.high_watermark, 0)
-        if state.leader == self.node_id and len(state.isr) == 1:
-            log.high_watermark = log.log_end_offset
-        self._partitions[(topic, index)] = Partition(topic, index, topic_id, state, log)
+        partition = self._partitions[(topic, index)] = Partition(topic, index, topic_id, state, log)
         logger.info("[node %d] hosting %s-%d (leader %d, epoch %d)", self.node_id, topic, index,
                     state.leader, state.leader_epoch)
+        self._take_role(partition)
 
     def _remove(self, partition: Partition) -> None:
         del self._partitions[(partition.topic, partition.index)]
+        if self.following.pop((partition.topic, partition.index), None) is not None:
+            self.on_following_changed()
         self.logs.delete(partition.topic, partition.index)
         logger.info("[node %d] deleted log of %s-%d", self.node_id, partition.topic, partition.index)

@@ -8,10 +8,11 @@ runtime modules are imported by their module names."""
 
 from .cluster_control import BrokerLifecycle, HeartbeatAnswer
 from .control import (
-    INTERNAL_TOPICS, ConfigChange, ControllerError, ControllerLogic, NewTopic, TopicResult, place_replicas,
+    INTERNAL_TOPICS, ConfigChange, ControllerError, ControllerLogic, IsrRequest, IsrResult, NewTopic, TopicResult,
+    alter_partition, place_replicas,
 )
 
 __all__ = [
     "INTERNAL_TOPICS", "BrokerLifecycle", "ConfigChange", "ControllerError", "ControllerLogic", "HeartbeatAnswer",
-    "NewTopic", "TopicResult", "place_replicas",
+    "IsrRequest", "IsrResult", "NewTopic", "TopicResult", "alter_partition", "place_replicas",
 ]

@@ -37,7 +37,7 @@ class ForwardingFailed(RemoteProtocolError):
     """No active controller could be reached in time; the client's connection closes."""
 
 
-class _RawConnection:
+class FramedConnection:
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.frames = FrameBuffer()
@@ -61,7 +61,7 @@ class ControllerChannel:
         self._is_active = is_active
         self._leader_id = leader_id
         self._endpoints = controller_endpoints
-        self._connections: dict[int, _RawConnection] = {}
+        self._connections: dict[int, FramedConnection] = {}
         self._next_correlation = 1 << 30
         self._failed_leader: int | None = None
 
@@ -111,7 +111,7 @@ class ControllerChannel:
             host, port = self._endpoints[leader]
             with trio.fail_after(5):
                 stream = await trio.open_tcp_stream(host, port)
-            connection = self._connections[leader] = _RawConnection(stream)
+            connection = self._connections[leader] = FramedConnection(stream)
         self._next_correlation += 1
         relayed = frame[:4] + _CORRELATION.pack(self._next_correlation) + frame[8:]
         with trio.fail_after(30):

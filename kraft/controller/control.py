@@ -28,7 +28,7 @@ from kio.schema.errors import ErrorCode
 
 from ..config import ConfigError, ServerConfig, topic_config_def, validate_topic_configs
 from ..metadata import (
-    TOPIC_RESOURCE, ConfigRecord, MetadataImage, PartitionRecord, ProducerIdsRecord,
+    TOPIC_RESOURCE, ConfigRecord, MetadataImage, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
     RemoveTopicRecord, TopicRecord, new_topic_id,
 )
 
@@ -347,6 +347,81 @@ class ControllerLogic:
     def allocate_producer_ids(self, image: MetadataImage, broker_id: int, broker_epoch: int) -> tuple[list, int]:
         start = image.next_producer_id
         return [ProducerIdsRecord(broker_id, broker_epoch, start + PRODUCER_ID_BLOCK_SIZE)], start
+
+
+@dataclass(frozen=True, slots=True)
+class IsrRequest:
+    """One partition of an AlterPartition request: the leader's view and the ISR it wants,
+    as (broker id, broker epoch) pairs (epoch -1: not checked)."""
+    topic_id: str
+    partition_index: int
+    leader_epoch: int
+    partition_epoch: int
+    new_isr: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IsrResult:
+    topic_id: str
+    partition_index: int
+    error_code: ErrorCode = ErrorCode.none
+    leader_id: int = -1
+    leader_epoch: int = -1
+    isr: tuple[int, ...] = ()
+    partition_epoch: int = -1
+
+
+def alter_partition(image: MetadataImage, broker_id: int, broker_epoch: int,
+                    items: Sequence[IsrRequest]) -> tuple[ErrorCode, list, list[IsrResult]]:
+    """AlterPartition, as Kafka's ReplicationControlManager validates it: (top-level error,
+    records, per-partition results). A partition's result carries the state it has once the
+    records are applied (its partition epoch moves by one per PartitionChangeRecord)."""
+    requester = image.brokers.get(broker_id)
+    if requester is None or (broker_epoch != -1 and requester.broker_epoch != broker_epoch):
+        return ErrorCode.stale_broker_epoch, [], []
+    records: list = []
+    results: list[IsrResult] = []
+    for item in items:
+        topic = image.topics_by_id.get(item.topic_id)
+        if topic is None:
+            results.append(IsrResult(item.topic_id, item.partition_index, ErrorCode.unknown_topic_id))
+            continue
+        partition = topic.partitions.get(item.partition_index)
+        error = _validate_isr_request(image, broker_id, partition, item)
+        if error != ErrorCode.none:
+            results.append(IsrResult(item.topic_id, item.partition_index, error))
+            continue
+        new_isr = tuple(replica for replica, _ in item.new_isr)
+        partition_epoch = partition.partition_epoch
+        if new_isr != partition.isr:
+            records.append(PartitionChangeRecord(item.topic_id, item.partition_index, isr=new_isr))
+            partition_epoch += 1
+        results.append(IsrResult(item.topic_id, item.partition_index, ErrorCode.none, partition.leader,
+                                 partition.leader_epoch, new_isr, partition_epoch))
+    return ErrorCode.none, records, results
+
+
+def _validate_isr_request(image: MetadataImage, broker_id: int, partition, item: IsrRequest) -> ErrorCode:
+    if partition is None:
+        return ErrorCode.unknown_topic_or_partition
+    # A leader that knows newer epochs than this controller talks to a deposed controller.
+    if item.leader_epoch > partition.leader_epoch or item.partition_epoch > partition.partition_epoch:
+        return ErrorCode.not_controller
+    if item.leader_epoch < partition.leader_epoch:
+        return ErrorCode.fenced_leader_epoch
+    if broker_id != partition.leader:
+        return ErrorCode.invalid_request
+    if item.partition_epoch < partition.partition_epoch:
+        return ErrorCode.invalid_update_version
+    new_isr = [replica for replica, _ in item.new_isr]
+    if (not new_isr or len(set(new_isr)) != len(new_isr) or any(r not in partition.replicas for r in new_isr)
+            or partition.leader not in new_isr):
+        return ErrorCode.invalid_request
+    for replica, epoch in item.new_isr:
+        broker = image.brokers.get(replica)
+        if broker is None or broker.fenced or (epoch != -1 and broker.broker_epoch != epoch):
+            return ErrorCode.ineligible_replica
+    return ErrorCode.none
 
 
 def _apply_change(configs: dict[str, str], change: ConfigChange) -> dict[str, str]:

@@ -17,9 +17,13 @@ from typing import Callable, Sequence
 
 import trio
 
+from kio.schema.errors import ErrorCode
+
 from .cluster_control import BrokerLifecycle, HeartbeatAnswer
 from ..config import ServerConfig
-from .control import ConfigChange, ControllerError, ControllerLogic, NewTopic, TopicResult
+from .control import (
+    ConfigChange, ControllerError, ControllerLogic, IsrRequest, IsrResult, NewTopic, TopicResult, alter_partition,
+)
 from ..metadata import FULL_DELTA, ImageDelta, MetadataImage, MetadataLoader, MetadataRecordError, encode_records
 
 logger = logging.getLogger(__name__)
@@ -168,6 +172,20 @@ class ActiveController:
                 next_id, end = start, records[0].next_producer_id
             self._producer_ids = (next_id + 1, end)
             return next_id
+
+    async def alter_partition(self, broker_id: int, broker_epoch: int,
+                              items: Sequence[IsrRequest]) -> tuple[ErrorCode, list[IsrResult]]:
+        """AlterPartition from a partition leader: ISR changes, committed before the answer."""
+        async with self._lock:
+            error, records, results = alter_partition(self.image, broker_id, broker_epoch, items)
+            await self._commit(records)
+        for result in results:
+            if result.error_code == ErrorCode.none:
+                topic = self.image.topics_by_id.get(result.topic_id)
+                logger.info("[node %d] ISR of %s-%d is now %s (partition epoch %d, from broker %d)", self.node_id,
+                            topic.name if topic else result.topic_id, result.partition_index, list(result.isr),
+                            result.partition_epoch, broker_id)
+        return error, results
 
     # ----- brokers (BrokerRegistration, BrokerHeartbeat) -------------------------------------
 

@@ -32,7 +32,9 @@ from kio.schema.errors import ErrorCode
 from protocol.uuids import uuid_from_text
 
 from ..broker import Broker, ReplicaManager
-from ..controller.control import NewTopic, TopicResult
+from ..broker.alter_partition import AlterPartitionManager
+from ..broker.fetcher import ReplicaFetcherManager
+from ..controller.control import IsrRequest, IsrResult, NewTopic, TopicResult
 from ..controller.channel import ControllerChannel, ForwardingFailed
 from ..group import GroupCoordinator
 from ..meta_properties import read_bootstrap, read_meta_properties
@@ -91,6 +93,35 @@ class ControllerFacade:
             return [TopicResult(t.name, ErrorCode.not_controller, str(error)) for t in topics]
         return [TopicResult(r.name, r.error_code, r.error_message, str(r.topic_id), r.num_partitions,
                             r.replication_factor) for r in response.topics]
+
+
+    async def alter_partition(self, broker_id: int, broker_epoch: int,
+                              items: list[IsrRequest]) -> tuple[ErrorCode, list[IsrResult]]:
+        """AlterPartition to the active controller, wherever it runs."""
+        if self._channel.is_active():
+            return await self._local.alter_partition(broker_id, broker_epoch, items)
+        from kio.schema.alter_partition.v3.request import AlterPartitionRequest, BrokerState, PartitionData, TopicData
+
+        by_topic: dict[str, list] = {}
+        for item in items:
+            by_topic.setdefault(item.topic_id, []).append(PartitionData(
+                partition_index=item.partition_index, leader_epoch=item.leader_epoch,
+                new_isr_with_epochs=tuple(BrokerState(broker_id=b, broker_epoch=e) for b, e in item.new_isr),
+                leader_recovery_state=0, partition_epoch=item.partition_epoch))
+        request = AlterPartitionRequest(broker_id=broker_id, broker_epoch=broker_epoch, topics=tuple(
+            TopicData(topic_id=uuid.UUID(topic_id), partitions=tuple(partitions))
+            for topic_id, partitions in by_topic.items()))
+        try:
+            response = await self._channel.request(request)
+        except ForwardingFailed as error:
+            if self._channel.is_active():
+                return await self._local.alter_partition(broker_id, broker_epoch, items)
+            logger.info("AlterPartition not sent: %s", error)
+            return ErrorCode.not_controller, []
+        results = [IsrResult(str(topic.topic_id), p.partition_index, ErrorCode(p.error_code), p.leader_id,
+                             p.leader_epoch, tuple(p.isr), p.partition_epoch)
+                   for topic in response.topics for p in topic.partitions]
+        return ErrorCode(response.error_code), results
 
 
 class DriverQuorum:
@@ -264,7 +295,14 @@ class QuorumMember:
                             channel: ControllerChannel) -> None:
         """The broker half: partitions and groups from the image, registration, heartbeats."""
         config, node = self.config, self.node
+        # Replication hooks first: the first image already makes this node leader or follower.
+        replicas.on_progress = broker.notify_data_arrived
+        fetchers = ReplicaFetcherManager(self.node_id, config, replicas, lambda: self.publisher.image,
+                                         lambda: self._broker_epoch)
+        isr_changes = AlterPartitionManager(self.node_id, config, replicas, facade, lambda: self._broker_epoch)
         self.publisher.subscribe(replicas.apply_image)
+        await nursery.start(fetchers.run)
+        await nursery.start(isr_changes.run)
         groups = GroupCoordinator(self.node_id, config, replicas, facade, lambda: self.publisher.image)
         broker.groups = groups
         self.publisher.subscribe(groups.on_image)

@@ -34,7 +34,8 @@ class FakeLogs:
         self.live: dict[tuple[str, int], object] = {}
 
     def get_or_create(self, topic, index, topic_id, config):
-        log = types.SimpleNamespace(high_watermark=0, log_end_offset=0, config=config, is_offline=False)
+        log = types.SimpleNamespace(high_watermark=0, log_end_offset=0, config=config, is_offline=False,
+                                    assign_epoch_start=lambda epoch: None)
         self.live[(topic, index)] = log
         return log
 
