@@ -218,6 +218,7 @@ BROKER_CONFIGS = _defs(
     C("auto.create.topics.enable", "boolean", "true"),
     C("delete.topic.enable", "boolean", "true"),
     C("offsets.topic.replication.factor", "short", "3", minimum=1),
+    C("offsets.commit.timeout.ms", "int", "5000", minimum=1),
     C("offsets.topic.num.partitions", "int", "50", minimum=1),
     C("offsets.retention.minutes", "int", "10080", minimum=1),
     C("offsets.retention.check.interval.ms", "long", "600000", minimum=1),

@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 PRODUCE_KEY, FETCH_KEY, LIST_OFFSETS_KEY, OFFSET_FOR_LEADER_EPOCH_KEY, DELETE_RECORDS_KEY = 0, 1, 2, 23, 21
 EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -2, -1, -3, -4, -5
 FETCH_WAIT_MS_MAX = 30_000
+REPLICATION_ERRORS = {
+    ErrorCode.not_enough_replicas_after_append: "Messages are written to the log, but to fewer in-sync replicas"
+                                                " than required.",
+}
 
 
 class ProduceFailure(Exception):
@@ -107,33 +111,16 @@ def _append(broker: Broker, topic: str, index: int, records: bytes | None, acks:
 async def _await_replication(broker: Broker, waiting: list[tuple[dict, tuple]], timeout_ms: int) -> None:
     """acks=-1: hold each appended partition's answer until its high watermark passes the
     batch, its leadership changes, or the request times out."""
-    replicas = broker.replicas
     deadline = trio.current_time() + max(timeout_ms, 0) / 1000
-    pending = list(waiting)
-    while pending:
-        arrived = broker.data_arrived
-        still = []
-        for fields, (partition, leader_epoch, required) in pending:
-            current = replicas.partition(partition.topic, partition.index)
-            if current is not partition or partition.leader_state is None or partition.leader_epoch != leader_epoch:
-                fields.update(error_code=ErrorCode.not_leader_or_follower, error_message=None)
-            elif partition.log.high_watermark >= required:
-                in_sync, needed = len(replicas.in_sync_replicas(partition)), replicas.min_insync_replicas(partition)
-                if in_sync < needed:
-                    fields.update(error_code=ErrorCode.not_enough_replicas_after_append,
-                                  error_message=f"The size of the current ISR {in_sync} is insufficient to satisfy"
-                                                f" the min.isr requirement of {needed}")
-            else:
-                still.append((fields, (partition, leader_epoch, required)))
-        pending = still
-        if not pending:
-            return
-        if trio.current_time() >= deadline:
-            for fields, _ in pending:
-                fields.update(error_code=ErrorCode.request_timed_out, error_message=None)
-            return
-        with trio.move_on_at(deadline):
-            await arrived.wait()
+
+    async def wait(fields: dict, partition: Any, leader_epoch: int, required: int) -> None:
+        code = await broker.replicas.wait_replicated(partition, leader_epoch, required, deadline)
+        if code != ErrorCode.none:
+            fields.update(error_code=code, error_message=REPLICATION_ERRORS.get(code))
+
+    async with trio.open_nursery() as nursery:
+        for fields, (partition, leader_epoch, required) in waiting:
+            nursery.start_soon(wait, fields, partition, leader_epoch, required)
 
 
 @handles(PRODUCE_KEY)

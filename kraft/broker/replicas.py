@@ -29,6 +29,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
+import trio
+
 from kio.schema.errors import ErrorCode
 
 from storage.config import LogConfig
@@ -87,6 +89,7 @@ class ReplicaManager:
         self.on_progress: Callable[[], None] = lambda: None
         self.on_following_changed: Callable[[], None] = lambda: None
         self.on_isr_change: Callable[[Partition, IsrChange], None] = lambda partition, change: None
+        self._progress = trio.Event()
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self._partitions.get((topic, index))
@@ -172,7 +175,9 @@ class ReplicaManager:
                 self.on_following_changed()
             self.advance_high_watermark(partition)
             return
-        partition.leader_state = None
+        if partition.leader_state is not None:
+            partition.leader_state = None
+            self._signal_progress()  # writes waiting on this leader answer now
         wanted = state.leader if state.leader >= 0 else None
         if self.following.get(key) != wanted:
             if wanted is None:
@@ -192,8 +197,38 @@ class ReplicaManager:
         if high_watermark <= log.high_watermark:
             return False
         log.high_watermark = high_watermark
-        self.on_progress()
+        self._signal_progress()
         return True
+
+    def _signal_progress(self) -> None:
+        self.on_progress()
+        event, self._progress = self._progress, trio.Event()
+        event.set()
+
+    def replication_status(self, partition: Partition, leader_epoch: int, required_offset: int) -> ErrorCode | None:
+        """Where an acks=-1 write ending before ``required_offset`` stands: None while it
+        waits for the ISR, else its answer."""
+        current = self._partitions.get((partition.topic, partition.index))
+        if current is not partition or partition.leader_state is None or partition.leader_epoch != leader_epoch:
+            return ErrorCode.not_leader_or_follower
+        if partition.log.high_watermark < required_offset:
+            return None
+        if len(self.in_sync_replicas(partition)) < self.min_insync_replicas(partition):
+            return ErrorCode.not_enough_replicas_after_append
+        return ErrorCode.none
+
+    async def wait_replicated(self, partition: Partition, leader_epoch: int, required_offset: int,
+                              deadline: float) -> ErrorCode:
+        """Wait (until the trio-clock ``deadline``) for an acks=-1 write to be committed."""
+        while True:
+            progress = self._progress
+            status = self.replication_status(partition, leader_epoch, required_offset)
+            if status is not None:
+                return status
+            if trio.current_time() >= deadline:
+                return ErrorCode.request_timed_out
+            with trio.move_on_at(deadline):
+                await progress.wait()
 
     def record_follower_fetch(self, partition: Partition, replica_id: int, fetch_offset: int,
                               broker_epoch: int = -1) -> None:
@@ -205,7 +240,7 @@ class ReplicaManager:
         leader.on_follower_fetch(replica_id, fetch_offset, partition.log.log_end_offset, self.clock_ms(),
                                  broker_epoch)
         self.advance_high_watermark(partition)
-        change = leader.propose_expand(partition.log.high_watermark)
+        change = leader.propose_expand(partition.log.high_watermark, self.clock_ms())
         if change is not None:
             self.on_isr_change(partition, change)
 
@@ -233,7 +268,7 @@ class ReplicaManager:
             leader.pending = None
             self.advance_high_watermark(partition)
         else:
-            leader.change_refused()
+            leader.change_refused(self.clock_ms())
             if error_code != ErrorCode.none:
                 logger.info("[node %d] %s-%d: ISR change to %s refused: %s", self.node_id, partition.topic,
                             partition.index, list(change.isr), ErrorCode(error_code).name)
@@ -283,5 +318,8 @@ class ReplicaManager:
         del self._partitions[(partition.topic, partition.index)]
         if self.following.pop((partition.topic, partition.index), None) is not None:
             self.on_following_changed()
+        if partition.leader_state is not None:
+            partition.leader_state = None
+            self._signal_progress()
         self.logs.delete(partition.topic, partition.index)
         logger.info("[node %d] deleted log of %s-%d", self.node_id, partition.topic, partition.index)

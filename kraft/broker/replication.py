@@ -14,7 +14,8 @@ Rules:
 - The ISR shrinks by the followers not caught up for ``replica.lag.time.max.ms`` and grows
   by a follower whose log end has reached the high watermark and the start of the leader's
   epoch. Changes go to the controller (AlterPartition) one at a time per partition; until
-  the controller answers, the committed ISR and partition epoch stay as they were.
+  the controller answers, the committed ISR and partition epoch stay as they were; after a
+  refusal the leader waits ``REFUSAL_BACKOFF_MS`` before it proposes again.
 This module is pure: times and offsets in, decisions out.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 UNKNOWN = -1
+REFUSAL_BACKOFF_MS = 500
 
 
 @dataclass(slots=True)
@@ -52,6 +54,7 @@ class LeaderState:
     epoch_start_offset: int
     followers: dict[int, FollowerProgress] = field(default_factory=dict)
     pending: IsrChange | None = None
+    retry_at_ms: int = UNKNOWN  # after a refusal, no new proposal before this time
 
     @classmethod
     def become_leader(cls, local_id: int, replicas: tuple[int, ...], isr: tuple[int, ...], leader_epoch: int,
@@ -118,7 +121,7 @@ class LeaderState:
                 or progress.last_caught_up_ms == UNKNOWN or now_ms - progress.last_caught_up_ms > lag_max_ms))
 
     def propose_shrink(self, now_ms: int, lag_max_ms: int) -> IsrChange | None:
-        if self.pending is not None:
+        if self.pending is not None or now_ms < self.retry_at_ms:
             return None
         lagging = self.out_of_sync(now_ms, lag_max_ms)
         if not lagging:
@@ -126,8 +129,8 @@ class LeaderState:
         self.pending = IsrChange(tuple(r for r in self.isr if r not in lagging), self.partition_epoch + 1)
         return self.pending
 
-    def propose_expand(self, high_watermark: int) -> IsrChange | None:
-        if self.pending is not None:
+    def propose_expand(self, high_watermark: int, now_ms: int) -> IsrChange | None:
+        if self.pending is not None or now_ms < self.retry_at_ms:
             return None
         for replica, progress in sorted(self.followers.items()):
             if replica in self.isr or progress.log_end_offset == UNKNOWN:
@@ -137,6 +140,8 @@ class LeaderState:
                 return self.pending
         return None
 
-    def change_refused(self) -> None:
-        """The controller refused or lost the proposal: the next check may propose again."""
+    def change_refused(self, now_ms: int, backoff_ms: int = REFUSAL_BACKOFF_MS) -> None:
+        """The controller refused or lost the proposal: a later check may propose again, not
+        before ``backoff_ms`` (a replica refused as ineligible is usually just restarting)."""
         self.pending = None
+        self.retry_at_ms = now_ms + backoff_ms

@@ -10,8 +10,9 @@ Rules:
 - Programmatic calls (topic auto-creation, broker registration and heartbeats) are sent
   as Kafka requests built here.
 - Every wait is bounded: while no leader is known, or the connection fails, the
-  forwarder retries every ``FORWARD_RETRY_S`` (a new leader is used as soon as this node
-  learns of it) until ``FORWARD_DEADLINE_S``, then gives up and the client's connection
+  forwarder retries every ``FORWARD_RETRY_S`` until ``FORWARD_DEADLINE_S``; a request
+  waiting on a controller moves to the new one as soon as this node learns of it (a paused
+  controller holds its connections open and never answers), then gives up and the client's connection
   is closed so the client retries on its own.
 """
 
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 FORWARDED_API_KEYS = frozenset({19, 20, 37, 33, 44, 22, 55})  # 55: DescribeQuorum, as Kafka
 FORWARD_DEADLINE_S = 15.0
 FORWARD_RETRY_S = 0.05
+LEADER_CHECK_S = 0.02
+SEND_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError)
 RECEIVE_BYTES_MAX = 1 << 20
 _CORRELATION = struct.Struct(">i")
 
@@ -78,9 +81,13 @@ class ControllerChannel:
             leader = self._leader_id()
             if leader is not None and leader != self.node_id and leader in self._endpoints:
                 try:
-                    answer = await self._send(leader, frame)
-                    return SIZE_PREFIX.pack(len(answer)) + original + answer[4:]
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as error:
+                    answer = await self._send_while_leader(leader, frame)
+                    if answer is not None:
+                        return SIZE_PREFIX.pack(len(answer)) + original + answer[4:]
+                    logger.info("[node %d] controller %d lost the leadership while a request waited on it;"
+                                " sending it to the new one", self.node_id, leader)
+                    self._drop(leader)
+                except SEND_ERRORS as error:
                     # Once per unreachable leader at info; the 50 ms retries after it at debug.
                     level = logging.DEBUG if self._failed_leader == leader else logging.INFO
                     logger.log(level, "[node %d] forwarding to controller %d failed: %s", self.node_id, leader, error)
@@ -104,6 +111,28 @@ class ControllerChannel:
         if answer is None:
             raise ForwardingFailed("this node became the active controller; ask it directly")
         return decode_response(cls.__api_key__, cls.__version__, answer[4:])[1]
+
+    async def _send_while_leader(self, leader: int, frame: bytes) -> bytes | None:
+        """The answer of ``leader``, or None as soon as another leader is known: a controller
+        that was paused or partitioned away may never answer, and the request must move on
+        (as Kafka's channel disconnects from a controller that is no longer active)."""
+        answer: list[bytes] = []
+        failure: list[BaseException] = []
+        async with trio.open_nursery() as nursery:
+            async def send() -> None:
+                try:
+                    answer.append(await self._send(leader, frame))
+                except SEND_ERRORS as error:
+                    failure.append(error)  # raised below, outside the nursery's exception group
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(send)
+            while self._leader_id() in (leader, None):
+                await trio.sleep(LEADER_CHECK_S)
+            nursery.cancel_scope.cancel()
+        if failure:
+            raise failure[0]
+        return answer[0] if answer else None
 
     async def _send(self, leader: int, frame: bytes) -> bytes:
         connection = self._connections.get(leader)

@@ -4,8 +4,10 @@
 Rules:
 - Every group fact that must survive a restart or a coordinator move (committed
   offsets, the generation with its members and assignments) is appended to the group's
-  ``__consumer_offsets`` partition before it is acknowledged; the in-memory view is
-  rebuilt from that partition when this broker starts leading it.
+  ``__consumer_offsets`` partition before it is acknowledged, with acks=-1: the answer
+  waits until the partition's ISR holds it (``offsets.commit.timeout.ms``), so a new
+  coordinator on another replica finds it; the in-memory view is rebuilt from that
+  partition when this broker starts leading it.
 - JoinGroup and SyncGroup answers are parked (``Reply``) until the rebalance step they
   wait for completes; one timer task owned by ``run`` expires sessions, rebalance
   timeouts, the initial rebalance delay and old offsets.
@@ -38,6 +40,12 @@ logger = logging.getLogger(__name__)
 OFFSET_METADATA_BYTES_MAX = 4096
 TIMER_TICK_S_MAX = 0.25
 LOAD_READ_BYTES = 1 << 20
+# Kafka's GroupMetadataManager: how a replicated write's failure reaches a group client.
+COMMIT_ERRORS = {
+    ErrorCode.not_enough_replicas_after_append: ErrorCode.coordinator_not_available,
+    ErrorCode.request_timed_out: ErrorCode.coordinator_not_available,
+    ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
+}
 
 
 def wall_ms() -> int:
@@ -188,15 +196,22 @@ class CoordinatorBase:
         partition = self._replicas.partition(OFFSETS_TOPIC, index)
         if partition is None or partition.state.leader != self.node_id:
             return ErrorCode.not_coordinator
+        replicas = self._replicas
+        if len(replicas.in_sync_replicas(partition)) < replicas.min_insync_replicas(partition):
+            return ErrorCode.coordinator_not_available  # Kafka's answer for NOT_ENOUGH_REPLICAS
         batch = build_batch([RecordInput(key=k, value=v) for k, v in entries])
+        leader_epoch = partition.leader_epoch
         try:
-            partition.log.append(batch, leader_epoch=partition.leader_epoch)
+            result = partition.log.append(batch, leader_epoch=leader_epoch)
         except (StorageError, OSError) as error:  # a storage failure becomes a retriable answer
             logger.error("[node %d] cannot write group %s to %s-%d: %r", self.node_id, group_id,
                          OFFSETS_TOPIC, index, error)
             return ErrorCode.coordinator_not_available
-        partition.log.high_watermark = partition.log.log_end_offset
-        return ErrorCode.none
+        # As Kafka's GroupMetadataManager: acks=-1, bounded by offsets.commit.timeout.ms.
+        replicas.advance_high_watermark(partition)
+        deadline = trio.current_time() + self._config["offsets.commit.timeout.ms"] / 1000
+        code = await replicas.wait_replicated(partition, leader_epoch, result.last_offset + 1, deadline)
+        return COMMIT_ERRORS.get(code, code)
 
     def _snapshot(self, group: Group) -> GroupSnapshot:
         members = tuple(

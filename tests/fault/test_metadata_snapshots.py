@@ -65,7 +65,7 @@ def test_snapshots_cut_the_log_catch_up_a_lagging_voter_and_load_at_start(tmp_pa
         local_end = max(int(name.split("-")[0]) for name in checkpoints(lagging))
         log_before = len(lagging.log_text())
         running = nodes[:2]
-        second = [f"second-{i}" for i in range(30)]
+        second = [f"second-{i}" for i in range(60)]
         for name in second:  # one request each: one metadata log entry each
             create_topics(running, [name])
         # Both running voters (so the leader whichever it is) cut their logs well past the

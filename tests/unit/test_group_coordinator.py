@@ -52,6 +52,21 @@ class Cluster:
     def partition(self, topic: str, index: int):
         return self.partitions.get((topic, index))
 
+    # A single-replica partition: what is appended is committed at once.
+    def in_sync_replicas(self, partition) -> tuple[int, ...]:
+        return partition.state.isr
+
+    def min_insync_replicas(self, partition) -> int:
+        return 1
+
+    def advance_high_watermark(self, partition) -> bool:
+        partition.log.high_watermark = partition.log.log_end_offset
+        return True
+
+    async def wait_replicated(self, partition, leader_epoch, required_offset, deadline) -> ErrorCode:
+        assert partition.log.high_watermark >= required_offset
+        return ErrorCode.none
+
     def coordinator(self, config=CONFIG) -> GroupCoordinator:
         coordinator = GroupCoordinator(1, config, self, None, lambda: self.image)
         coordinator.on_image(FULL_DELTA, self.image)

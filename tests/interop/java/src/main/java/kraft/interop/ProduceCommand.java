@@ -16,10 +16,12 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 /**
  * produce --topic T --count N [--compression none|gzip|snappy|lz4|zstd] [--key-prefix P]
  *         [--headers] [--partition P] [--first-index I] [--value-size S] [--acks all|1|0] [--quiet]
+ *         [--rate R]
  *
  * Record i (from --first-index) has key P+i ("k-i" by default) and value "v-i", or, with
  * --value-size S, S bytes where byte j is (i * 31 + j) mod 256; with --headers it carries header
  * "h" = "i". The producer keeps Kafka's defaults (idempotence on, acks=all) unless told otherwise.
+ * With --rate R it sends at most R records per second, so a run can span a test's faults.
  *
  * Prints one line per record in index order, {"index", "partition", "offset", "timestamp"} or
  * {"index", "error", ...} (error "NotSent" for records after one that failed at once), then {"summary": true, "acked", "failed", "elapsed_ms"}. Exits 0 only
@@ -36,17 +38,23 @@ final class ProduceCommand {
     static int run(String[] args) throws Exception {
         Options options = Client.parse(args,
                 Set.of("--topic", "--count", "--compression", "--key-prefix", "--partition",
-                        "--first-index", "--value-size", "--acks"),
+                        "--first-index", "--value-size", "--acks", "--rate"),
                 Set.of("--headers", "--quiet"));
         String topic = options.required("--topic");
         int count = options.intValue("--count", 1);
         int firstIndex = options.intValue("--first-index", 0);
         Integer partition = options.has("--partition") ? options.intValue("--partition", 0) : null;
+        int rate = options.intValue("--rate", 0);
         AtomicReferenceArray<Outcome> outcomes = new AtomicReferenceArray<>(count);
         long startNanos = System.nanoTime();
         KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(producerProperties(options));
         try {
             for (int n = 0; n < count; n++) {
+                if (rate > 0) {
+                    long dueNanos = startNanos + n * 1_000_000_000L / rate;
+                    long waitNanos = dueNanos - System.nanoTime();
+                    if (waitNanos > 0) Thread.sleep(waitNanos / 1_000_000, (int) (waitNanos % 1_000_000));
+                }
                 int slot = n;
                 ProducerRecord<byte[], byte[]> record = record(options, topic, partition, firstIndex + n);
                 producer.send(record, (metadata, error) -> outcomes.set(slot, new Outcome(metadata, error)));
