@@ -13,7 +13,10 @@ Rules:
   heartbeats stop for ``broker.session.timeout.ms`` or when it asks to be.
 - Fencing a broker moves every partition it leads to the first other in-sync replica
   that is unfenced, and takes it out of the in-sync sets; a partition whose only
-  in-sync replica is fenced keeps that ISR with no leader (-1) until it returns.
+  in-sync replica is fenced keeps that ISR with no leader (-1) until it returns. Only
+  where ``unclean.leader.election.enable`` is true (the topic's config, else the
+  controller's) does such a partition go to an unfenced replica outside the ISR, which
+  then is the whole ISR: it may lack acknowledged writes, as in Kafka.
 - Heartbeat times live only in the active controller's memory: a new active controller
   gives every broker a full session before fencing it, as Kafka does.
 This module is pure: it returns records and answers, and never writes anything.
@@ -40,8 +43,9 @@ class HeartbeatAnswer:
 
 
 class BrokerLifecycle:
-    def __init__(self, session_timeout_ms: int) -> None:
+    def __init__(self, session_timeout_ms: int, unclean_leader_election: bool = False) -> None:
         self.session_timeout_ms = session_timeout_ms
+        self.unclean_leader_election = unclean_leader_election
         self.last_heartbeat_ms: dict[int, int] = {}
         self.registration_offset: dict[int, int] = {}
 
@@ -116,6 +120,9 @@ class BrokerLifecycle:
                 if partition.leader == broker_id:
                     successor = next((r for r in others if r in usable), -1)
                     isr = others if successor != -1 else partition.isr
+                    if successor == -1 and self._unclean_allowed(image, topic.name):
+                        successor = next((r for r in partition.replicas if r in usable), -1)
+                        isr = (successor,) if successor != -1 else partition.isr
                     records.append(PartitionChangeRecord(topic.topic_id, partition.partition_id,
                                                          isr=isr, leader=successor))
                 elif others:
@@ -127,6 +134,15 @@ class BrokerLifecycle:
         records: list = [UnfenceBrokerRecord(broker_id, broker.broker_epoch)]
         for topic in image.topics_by_id.values():
             for partition in topic.partitions.values():
-                if partition.leader == -1 and broker_id in partition.isr:
+                if partition.leader != -1:
+                    continue
+                if broker_id in partition.isr:
                     records.append(PartitionChangeRecord(topic.topic_id, partition.partition_id, leader=broker_id))
+                elif broker_id in partition.replicas and self._unclean_allowed(image, topic.name):
+                    records.append(PartitionChangeRecord(topic.topic_id, partition.partition_id, isr=(broker_id,),
+                                                         leader=broker_id))
         return records
+
+    def _unclean_allowed(self, image: MetadataImage, topic: str) -> bool:
+        value = image.topic_configs(topic).get("unclean.leader.election.enable")
+        return self.unclean_leader_election if value is None else value.strip().lower() == "true"

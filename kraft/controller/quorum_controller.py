@@ -118,7 +118,8 @@ class ActiveController:
         self._lock = trio.Lock()
         self._producer_ids: tuple[int, int] = (0, 0)  # next id, end of the block (exclusive)
         self.node_id = config.node_id
-        self.lifecycle = BrokerLifecycle(config["broker.session.timeout.ms"])
+        self._unclean = config["unclean.leader.election.enable"]
+        self.lifecycle = BrokerLifecycle(config["broker.session.timeout.ms"], self._unclean)
 
     @property
     def image(self) -> MetadataImage:
@@ -191,7 +192,7 @@ class ActiveController:
 
     def reset_broker_sessions(self, session_timeout_ms: int) -> None:
         """A newly active controller gives every broker a full session (as Kafka does)."""
-        self.lifecycle = BrokerLifecycle(session_timeout_ms)
+        self.lifecycle = BrokerLifecycle(session_timeout_ms, self._unclean)
 
     async def register(self, broker_id: int, incarnation_id: str, endpoints, rack: str | None,
                        *, from_this_node: bool = False) -> tuple:

@@ -98,3 +98,35 @@ def test_a_new_incarnation_waits_out_the_old_session_unless_it_is_the_controller
                                                from_this_node=True)
     assert error == ErrorCode.none and records[-1].incarnation_id == "after-the-crash" and epoch == 1
     assert [type(r).__name__ for r in records] == ["FenceBrokerRecord", "RegisterBrokerRecord"]  # one entry, at 1
+
+
+def test_a_partition_whose_isr_is_gone_waits_for_it_unless_unclean_election_is_enabled():
+    from kraft.metadata import ConfigRecord, TOPIC_RESOURCE
+
+    for unclean_default, topic_override, expected_leader in ((False, None, -1), (True, None, 2),
+                                                             (False, "true", 2), (True, "false", -1)):
+        lifecycle = BrokerLifecycle(9000, unclean_leader_election=unclean_default)
+        image = registered(lifecycle, 1, 2, now_ms=0)
+        topic_id = new_topic_id()
+        records = [TopicRecord("t", topic_id), PartitionRecord(topic_id, 0, (1, 2), (1,), 1)]
+        if topic_override is not None:
+            records.append(ConfigRecord(TOPIC_RESOURCE, "t", "unclean.leader.election.enable", topic_override))
+        image = apply(image, records)
+        image = apply(image, lifecycle.fence(image, 1))
+        partition = image.topic("t").partitions[0]
+        assert partition.leader == expected_leader, (unclean_default, topic_override)
+        assert partition.isr == ((2,) if expected_leader == 2 else (1,))
+
+
+def test_an_unfenced_replica_outside_the_isr_takes_a_leaderless_partition_only_if_unclean_is_allowed():
+    for unclean, expected in ((False, -1), (True, 2)):
+        lifecycle = BrokerLifecycle(9000, unclean_leader_election=unclean)
+        image = registered(lifecycle, 1, 2, now_ms=0)
+        topic_id = new_topic_id()
+        image = apply(image, [TopicRecord("t", topic_id), PartitionRecord(topic_id, 0, (1, 2), (1,), 1)])
+        image = apply(image, lifecycle.fence(image, 2))  # the follower first: no one to take over
+        image = apply(image, lifecycle.fence(image, 1))
+        assert image.topic("t").partitions[0].leader == -1
+        image = apply(image, lifecycle.unfence(image, 2))
+        partition = image.topic("t").partitions[0]
+        assert partition.leader == expected and partition.isr == ((2,) if expected == 2 else (1,))
