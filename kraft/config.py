@@ -279,6 +279,8 @@ BROKER_CONFIGS = _defs(
     C("transactional.id.expiration.ms", "int", "604800000", minimum=1),
     C("max.connections", "int", str(INT_MAX), minimum=0),
     C("auto.leader.rebalance.enable", "boolean", "true"),
+    C("leader.imbalance.check.interval.seconds", "long", "300", minimum=1),
+    C("leader.imbalance.per.broker.percentage", "int", "10"),
     C("broker.rack", "string", None),
     C("fetch.max.bytes", "int", "57671680", minimum=0),
     C("request.timeout.ms", "int", "30000"),

@@ -80,6 +80,7 @@ BROKER_APIS: tuple[ApiRange, ...] = (
     _range(35, 1, 4),  # DescribeLogDirs
     _range(37, 0, 3),  # CreatePartitions
     _range(42, 0, 2),  # DeleteGroups
+    _range(43, 0, 2),  # ElectLeaders
     _range(44, 0, 1),  # IncrementalAlterConfigs
     _range(47, 0, 0),  # OffsetDelete
     _range(55, 0, 2),  # DescribeQuorum

@@ -18,7 +18,7 @@ from kio.schema.errors import ErrorCode
 from protocol.apis import Request, response_class
 
 from ..config import BROKER_CONFIGS, TOPIC_CONFIGS, TOPIC_SYNONYMS, broker_default_for_topic
-from ..controller.control import ConfigChange, ControllerError, NewTopic
+from ..controller.control import PREFERRED_ELECTION, UNCLEAN_ELECTION, ConfigChange, ControllerError, NewTopic
 from ..metadata import TOPIC_RESOURCE, BROKER_RESOURCE
 from ..server.network import ConnectionInfo
 from .build import make, nested
@@ -27,7 +27,7 @@ from .core import Broker, handles
 logger = logging.getLogger(__name__)
 (CREATE_TOPICS_KEY, DELETE_TOPICS_KEY, CREATE_PARTITIONS_KEY, DESCRIBE_CONFIGS_KEY,
  ALTER_CONFIGS_KEY, INCREMENTAL_ALTER_CONFIGS_KEY, DESCRIBE_LOG_DIRS_KEY,
- INIT_PRODUCER_ID_KEY) = 19, 20, 37, 32, 33, 44, 35, 22
+ INIT_PRODUCER_ID_KEY, ELECT_LEADERS_KEY) = 19, 20, 37, 32, 33, 44, 35, 22, 43
 # DescribeConfigs sources and types (Kafka's DescribeConfigsResponse.ConfigSource/ConfigType).
 DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
 CONFIG_TYPES = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6,
@@ -110,6 +110,26 @@ async def handle_create_partitions(broker: Broker, request: Request, info: Conne
         results.append(make(nested(cls, "CreatePartitionsTopicResult"), name=topic.name,
                             error_code=code, error_message=message))
     return make(cls, throttle_time=0, results=tuple(results))
+
+
+@handles(ELECT_LEADERS_KEY)
+async def handle_elect_leaders(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    """ElectLeaders (v0 is always PREFERRED; v1+ names the type), forwarded to the controller."""
+    body = request.body
+    cls = response_class(ELECT_LEADERS_KEY, request.api_version)
+    election_type = getattr(body, "election_type", PREFERRED_ELECTION)
+    if election_type not in (PREFERRED_ELECTION, UNCLEAN_ELECTION):
+        return make(cls, throttle_time=0, error_code=ErrorCode.invalid_request, replica_election_results=())
+    partitions = None
+    if body.topic_partitions is not None:
+        partitions = [(topic.topic, index) for topic in body.topic_partitions for index in topic.partitions]
+    results = await broker.controller.elect_leaders(election_type, partitions)
+    partition_cls = nested(cls, "PartitionResult")
+    return make(cls, throttle_time=0, error_code=ErrorCode.none, replica_election_results=tuple(
+        make(nested(cls, "ReplicaElectionResult"), topic=name, partition_result=tuple(
+            make(partition_cls, partition_id=index, error_code=code, error_message=message)
+            for index, code, message in items))
+        for name, items in results.items()))
 
 
 def _default_source(broker: Broker, topic_key: str) -> int:

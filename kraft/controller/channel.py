@@ -3,7 +3,7 @@
 Rules:
 - When this node's controller is the active one, calls go straight to it.
 - Otherwise a client's admin request (CreateTopics, DeleteTopics, CreatePartitions,
-  AlterConfigs, IncrementalAlterConfigs, InitProducerId, DescribeQuorum) is forwarded as the same bytes to
+  AlterConfigs, IncrementalAlterConfigs, ElectLeaders, InitProducerId, DescribeQuorum) is forwarded as the same bytes to
   the active controller's controller listener, and its answer is relayed back: only the
   correlation id is rewritten. A forwarded request is never forwarded again: a controller
   that lost the leadership meanwhile closes the connection and the forwarder retries.
@@ -27,7 +27,7 @@ import trio
 from protocol.framing import SIZE_PREFIX, FrameBuffer, RemoteProtocolError
 
 logger = logging.getLogger(__name__)
-FORWARDED_API_KEYS = frozenset({19, 20, 37, 33, 44, 22, 55})  # 55: DescribeQuorum, as Kafka
+FORWARDED_API_KEYS = frozenset({19, 20, 37, 33, 43, 44, 22, 55})  # 43 ElectLeaders, 55 DescribeQuorum, as Kafka
 FORWARD_DEADLINE_S = 15.0
 FORWARD_RETRY_S = 0.05
 LEADER_CHECK_S = 0.02

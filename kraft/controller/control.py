@@ -424,6 +424,68 @@ def _validate_isr_request(image: MetadataImage, broker_id: int, partition, item:
     return ErrorCode.none
 
 
+PREFERRED_ELECTION, UNCLEAN_ELECTION = 0, 1
+
+
+def elect_leaders(image: MetadataImage, election_type: int,
+                  partitions: Sequence[tuple[str, int]] | None) -> tuple[list, dict[str, list]]:
+    """ElectLeaders, as Kafka's ReplicationControlManager.electLeaders: (records, results by
+    topic as (partition, error, message)). PREFERRED moves the leadership to the first replica
+    when it is in the ISR and unfenced; UNCLEAN gives a leaderless partition a leader from the
+    ISR, else from any unfenced replica (an operator's explicit choice, whatever the topic's
+    config). Asked for every partition (``partitions`` None), it leaves out those that need no
+    election."""
+    usable = set(usable_brokers(image))
+    records: list = []
+    results: dict[str, list] = {}
+    wanted = partitions
+    if wanted is None:
+        wanted = [(name, index) for name in sorted(image.topic_ids_by_name)
+                  for index in sorted(image.topic(name).partitions)]
+        for name in image.topic_ids_by_name:
+            results[name] = []
+    for name, index in wanted:
+        error, message, record = _elect(image, usable, election_type, name, index)
+        if record is not None:
+            records.append(record)
+        if partitions is not None or error != ErrorCode.election_not_needed:
+            results.setdefault(name, []).append((index, error, message))
+    return records, results
+
+
+def _elect(image: MetadataImage, usable: set[int], election_type: int, name: str, index: int):
+    topic = image.topic(name)
+    partition = topic.partitions.get(index) if topic is not None else None
+    if partition is None:
+        return ErrorCode.unknown_topic_or_partition, f"No such partition as {name}-{index}", None
+    if election_type == PREFERRED_ELECTION:
+        preferred = partition.replicas[0]
+        if partition.leader == preferred:
+            return ErrorCode.election_not_needed, None, None
+        if preferred not in partition.isr or preferred not in usable:
+            return ErrorCode.preferred_leader_not_available, None, None
+        return ErrorCode.none, None, PartitionChangeRecord(topic.topic_id, index, leader=preferred)
+    if partition.leader != -1:
+        return ErrorCode.election_not_needed, None, None
+    clean = next((r for r in partition.replicas if r in partition.isr and r in usable), None)
+    if clean is not None:
+        return ErrorCode.none, None, PartitionChangeRecord(topic.topic_id, index, leader=clean)
+    unclean = next((r for r in partition.replicas if r in usable), None)
+    if unclean is None:
+        return ErrorCode.eligible_leaders_not_available, None, None
+    return ErrorCode.none, None, PartitionChangeRecord(topic.topic_id, index, isr=(unclean,), leader=unclean)
+
+
+def imbalanced_partitions(image: MetadataImage) -> list[tuple[str, int]]:
+    """Partitions led by another replica than their first while the first could lead
+    (``auto.leader.rebalance.enable`` moves them back)."""
+    usable = set(usable_brokers(image))
+    return [(topic.name, index) for topic in image.topics_by_id.values()
+            for index, partition in sorted(topic.partitions.items())
+            if partition.leader != partition.replicas[0] and partition.replicas[0] in partition.isr
+            and partition.replicas[0] in usable]
+
+
 def _apply_change(configs: dict[str, str], change: ConfigChange) -> dict[str, str]:
     if change.operation == 0:
         if change.value is None:

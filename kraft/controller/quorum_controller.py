@@ -22,7 +22,8 @@ from kio.schema.errors import ErrorCode
 from .cluster_control import BrokerLifecycle, HeartbeatAnswer
 from ..config import ServerConfig
 from .control import (
-    ConfigChange, ControllerError, ControllerLogic, IsrRequest, IsrResult, NewTopic, TopicResult, alter_partition,
+    PREFERRED_ELECTION, ConfigChange, ControllerError, ControllerLogic, IsrRequest, IsrResult, NewTopic, TopicResult,
+    alter_partition, elect_leaders, imbalanced_partitions,
 )
 from ..metadata import FULL_DELTA, ImageDelta, MetadataImage, MetadataLoader, MetadataRecordError, encode_records
 
@@ -187,6 +188,22 @@ class ActiveController:
                             topic.name if topic else result.topic_id, result.partition_index, list(result.isr),
                             result.partition_epoch, broker_id)
         return error, results
+
+    async def elect_leaders(self, election_type: int,
+                            partitions: Sequence[tuple[str, int]] | None) -> dict[str, list]:
+        async with self._lock:
+            records, results = elect_leaders(self.image, election_type, partitions)
+            await self._commit(records)
+        if records:
+            logger.info("[node %d] %s leader election moved %d partitions", self.node_id,
+                        "preferred" if election_type == PREFERRED_ELECTION else "unclean", len(records))
+        return results
+
+    async def balance_leaders(self) -> None:
+        """``auto.leader.rebalance.enable``: leadership back to each partition's first replica."""
+        imbalanced = imbalanced_partitions(self.image)
+        if imbalanced:
+            await self.elect_leaders(PREFERRED_ELECTION, imbalanced)
 
     # ----- brokers (BrokerRegistration, BrokerHeartbeat) -------------------------------------
 

@@ -341,8 +341,13 @@ class QuorumMember:
                 await trio.sleep(0.05)
 
     async def _controller_duties(self, driver: RaftDriver, controller: ActiveController) -> None:
-        """On the active controller: catch up, bootstrap an empty log, fence silent brokers."""
+        """On the active controller: catch up, bootstrap an empty log, fence silent brokers,
+        move leaders back to preferred replicas (``auto.leader.rebalance.enable``, every
+        ``leader.imbalance.check.interval.seconds``, as Kafka's controller does it)."""
         was_leader = False
+        balance = self.config["auto.leader.rebalance.enable"]
+        balance_interval_s = self.config["leader.imbalance.check.interval.seconds"]
+        next_balance_s = 0.0
         while True:
             # Quick while the role is not taken up yet, so a new leader (a standalone node at
             # start among them) begins its duties at once; then every DUTY_INTERVAL_S.
@@ -365,8 +370,12 @@ class QuorumMember:
                             [FeatureLevelRecord(name, level) for name, level in sorted(features.items())])
                     was_leader = True
                     self._active_epoch = driver.epoch
+                    next_balance_s = trio.current_time() + balance_interval_s
                     logger.info("[node %d] active controller in epoch %d", self.node_id, driver.epoch)
                 await controller.fence_expired_brokers()
+                if balance and trio.current_time() >= next_balance_s:
+                    next_balance_s = trio.current_time() + balance_interval_s
+                    await controller.balance_leaders()
             except (NotLeaderError, AppendLostError) as error:
                 logger.info("[node %d] lost the controller role: %s", self.node_id, error)
                 was_leader = False

@@ -111,6 +111,7 @@ UNREACHABLE = [
     ("kafka-consumer-groups", "--list"),
     ("kafka-metadata-quorum", "describe", "--status"),
     ("kafka-delete-records", "--offset-json-file", "{offsets}"),
+    ("kafka-leader-election", "--election-type", "preferred", "--all-topic-partitions"),
 ]
 
 

@@ -153,3 +153,43 @@ def test_alter_partition_refuses_as_kafka_does():
     _, _, results = alter_partition(image(), 2, 12, [request((1, 2))])
     assert results[0].error_code == ErrorCode.invalid_request  # not the leader
     assert alter_partition(image(), 1, 99, [request((1, 2))])[0] == ErrorCode.stale_broker_epoch
+
+
+# ----- leader elections (ElectLeaders, auto.leader.rebalance.enable) ----------------------------
+
+def image_led_by(leader: int, isr=(1, 2, 3), fenced=()) -> MetadataImage:
+    records = [RegisterBrokerRecord(b, f"inc-{b}", 10 + b, (("PLAINTEXT", "localhost", 9000 + b, "PLAINTEXT"),),
+                                    None, fenced=b in fenced) for b in (1, 2, 3)]
+    records += [TopicRecord("t", TOPIC_ID), PartitionRecord(TOPIC_ID, 0, (1, 2, 3), isr, leader, 4, 7),
+                PartitionRecord(TOPIC_ID, 1, (2, 3, 1), (2, 3, 1), 2, 0, 0)]
+    return MetadataImage().apply(records, 0)
+
+
+def test_preferred_election_moves_leadership_back_to_the_first_replica_when_it_can_lead():
+    from kraft.controller import PREFERRED_ELECTION, elect_leaders, imbalanced_partitions
+
+    image = image_led_by(2)
+    assert imbalanced_partitions(image) == [("t", 0)]
+    records, results = elect_leaders(image, PREFERRED_ELECTION, None)
+    assert results == {"t": [(0, ErrorCode.none, None)]}  # partition 1 needs nothing and is left out
+    assert image.apply(records, 1).topic("t").partitions[0].leader == 1
+    _, results = elect_leaders(image, PREFERRED_ELECTION, [("t", 1), ("t", 9), ("u", 0)])
+    assert [r[1] for r in results["t"]] == [ErrorCode.election_not_needed, ErrorCode.unknown_topic_or_partition]
+    assert results["u"][0][1] == ErrorCode.unknown_topic_or_partition
+    for blocked in (image_led_by(2, isr=(2, 3)), image_led_by(2, fenced=(1,))):
+        assert imbalanced_partitions(blocked) == []
+        records, results = elect_leaders(blocked, PREFERRED_ELECTION, [("t", 0)])
+        assert records == [] and results["t"][0][1] == ErrorCode.preferred_leader_not_available
+
+
+def test_unclean_election_prefers_the_isr_and_otherwise_takes_any_live_replica():
+    from kraft.controller import UNCLEAN_ELECTION, elect_leaders
+
+    records, results = elect_leaders(image_led_by(2), UNCLEAN_ELECTION, [("t", 0)])
+    assert records == [] and results["t"][0][1] == ErrorCode.election_not_needed
+    leaderless = image_led_by(-1, isr=(1,), fenced=(1,))
+    records, results = elect_leaders(leaderless, UNCLEAN_ELECTION, [("t", 0)])
+    partition = leaderless.apply(records, 1).topic("t").partitions[0]
+    assert results["t"][0][1] == ErrorCode.none and (partition.leader, partition.isr) == (2, (2,))
+    nobody = image_led_by(-1, isr=(1,), fenced=(1, 2, 3))
+    assert elect_leaders(nobody, UNCLEAN_ELECTION, [("t", 0)])[1]["t"][0][1] == ErrorCode.eligible_leaders_not_available
