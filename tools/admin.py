@@ -78,6 +78,24 @@ def default_message(code: ErrorCode) -> str:
     return _error_texts().get(code.name) or code.name.upper()
 
 
+# Error codes whose Java exception is not the CamelCase name plus "Exception".
+JAVA_EXCEPTION_NAMES = {
+    "non_empty_group": "GroupNotEmptyException",
+    "group_authorization_failed": "GroupAuthorizationException",
+    "topic_authorization_failed": "TopicAuthorizationException",
+    "kafka_storage_error": "KafkaStorageException",
+    "unknown_server_error": "UnknownServerException",
+    "policy_violation": "PolicyViolationException",
+    "request_timed_out": "TimeoutException",
+}
+
+
+def java_exception_text(code_name: str, message: str) -> str:
+    """``Throwable.toString()`` of the exception Kafka's client raises for an error code."""
+    name = JAVA_EXCEPTION_NAMES.get(code_name) or "".join(w.capitalize() for w in code_name.split("_")) + "Exception"
+    return f"org.apache.kafka.common.errors.{name}: {message}"
+
+
 def check(code_value: int, message: str | None = None) -> None:
     code = error_code(code_value)
     if code != ErrorCode.none:

@@ -164,7 +164,7 @@ async def delete(client: Client, args: Namespace) -> None:
         if code == ErrorCode.none:
             succeeded.append(group_id)
         else:
-            failed[group_id] = output.java_exception_text(code.name, admin.default_message(code))
+            failed[group_id] = admin.java_exception_text(code.name, admin.default_message(code))
     _write(output.delete_groups_text(succeeded, failed))
 
 
@@ -181,7 +181,7 @@ async def delete_offsets(client: Client, args: Namespace) -> None:
         if topic in infos:
             partitions.extend((topic, p.partition) for p in infos[topic].partitions)
         else:
-            results[(topic, -1)] = output.java_exception_text(
+            results[(topic, -1)] = admin.java_exception_text(
                 "unknown_topic_or_partition", admin.default_message(ErrorCode.unknown_topic_or_partition))
     _, connection = await group_admin.coordinator_connection(client, group_id)
     top_level, by_partition = await group_admin.delete_offsets(connection, group_id, dict.fromkeys(partitions))
@@ -189,7 +189,7 @@ async def delete_offsets(client: Client, args: Namespace) -> None:
     outcome = top_level if top_level != ErrorCode.none else first_partition_error
     for tp in dict.fromkeys(partitions):
         code = top_level if top_level != ErrorCode.none else by_partition.get(tp, ErrorCode.none)
-        results[tp] = None if code == ErrorCode.none else output.java_exception_text(code.name, admin.default_message(code))
+        results[tp] = None if code == ErrorCode.none else admin.java_exception_text(code.name, admin.default_message(code))
     _write(_delete_offsets_outcome(group_id, outcome) + output.delete_offsets_table(results))
 
 

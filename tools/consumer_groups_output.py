@@ -310,19 +310,6 @@ def parse_datetime_ms(text: str) -> int:
 
 # --- --delete and --delete-offsets ----------------------------------------------------------
 
-_EXCEPTION_NAMES = {
-    "non_empty_group": "GroupNotEmptyException",
-    "group_authorization_failed": "GroupAuthorizationException",
-    "topic_authorization_failed": "TopicAuthorizationException",
-}
-
-
-def java_exception_text(code_name: str, message: str) -> str:
-    """``Throwable.toString()`` of the exception Kafka's client raises for an error code."""
-    name = _EXCEPTION_NAMES.get(code_name) or "".join(w.capitalize() for w in code_name.split("_")) + "Exception"
-    return f"org.apache.kafka.common.errors.{name}: {message}"
-
-
 def delete_groups_text(succeeded: Sequence[str], failed: Mapping[str, str]) -> str:
     """Kafka collects both outcomes in HashMaps keyed by group id."""
     quoted = ", ".join(f"'{group}'" for group in java_hash_map_order(list(succeeded)))

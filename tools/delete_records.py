@@ -19,14 +19,6 @@ from tools.common import KafkaArgumentParser, PlainError, ToolError, client_prop
 
 DELETE_RECORDS = 21
 SUPPORTED_VERSION = 1
-# ErrorCode names whose Java exception is not simply the CamelCase name plus "Exception".
-JAVA_EXCEPTIONS = {
-    "kafka_storage_error": "KafkaStorageException",
-    "unknown_server_error": "UnknownServerException",
-    "policy_violation": "PolicyViolationException",
-    "request_timed_out": "TimeoutException",
-}
-
 TopicPartition = tuple[str, int]
 
 
@@ -155,8 +147,7 @@ def _request(connection: Any, offsets: dict[TopicPartition, int]) -> Any:
 def _error(code: Any, message: str | None) -> str:
     from tools import admin
 
-    name = JAVA_EXCEPTIONS.get(code.name) or "".join(part.title() for part in code.name.split("_")) + "Exception"
-    return f"error: org.apache.kafka.common.errors.{name}: {message or admin.default_message(code)}"
+    return f"error: {admin.java_exception_text(code.name, message or admin.default_message(code))}"
 
 
 def java_topic_partition_order(keys: list[TopicPartition]) -> list[TopicPartition]:

@@ -20,15 +20,6 @@ from tools.delete_records import java_topic_partition_order
 
 ELECT_LEADERS = 43
 ELECTION_TYPES = {"PREFERRED": 0, "UNCLEAN": 1}
-JAVA_EXCEPTIONS = {
-    "election_not_needed": "ElectionNotNeededException",
-    "preferred_leader_not_available": "PreferredLeaderNotAvailableException",
-    "eligible_leaders_not_available": "EligibleLeadersNotAvailableException",
-    "unknown_topic_or_partition": "UnknownTopicOrPartitionException",
-    "not_controller": "NotControllerException",
-    "invalid_request": "InvalidRequestException",
-}
-
 TopicPartition = tuple[str, int]
 
 
@@ -105,10 +96,11 @@ def execute(args: Namespace) -> int:
         print(f"Successfully completed leader election ({election}) for partitions {_names(succeeded)}")
     if noop:
         print(f"Valid replica already elected for partitions {_names(noop)}")
+    from tools import admin
+
     for (topic, partition), (code, message) in failed.items():
-        exception = JAVA_EXCEPTIONS.get(code) or "".join(part.title() for part in code.split("_")) + "Exception"
         print(f"Error completing leader election ({election}) for partition: {topic}-{partition}: "
-              f"org.apache.kafka.common.errors.{exception}: {message}")
+              f"{admin.java_exception_text(code, message)}")
     if failed:
         raise PlainError(f"{len(failed)} replica(s) could not be elected")
     return 0
@@ -140,8 +132,7 @@ async def elect(bootstrap: str, election_type: int, partitions: list[TopicPartit
             timeout=admin.milliseconds(admin.ADMIN_TIMEOUT_MS)))
     top = admin.error_code(response.error_code)
     if top != admin.ErrorCode.none:
-        raise ToolError(f"org.apache.kafka.common.errors.{JAVA_EXCEPTIONS.get(top.name, 'KafkaException')}: "
-                        f"{admin.default_message(top)}")
+        raise ToolError(admin.java_exception_text(top.name, admin.default_message(top)))
     results = {}
     for topic in response.replica_election_results:
         for item in topic.partition_result:

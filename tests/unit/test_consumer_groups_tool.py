@@ -20,6 +20,7 @@ from protocol.consumer_protocol import (
     encode_subscription,
     range_assign,
 )
+from tools import admin
 from tools import consumer_groups_output as output
 from tools.common import UsageError
 from tools.consumer_groups import build_parser, check_arguments, parse_states
@@ -252,7 +253,7 @@ def test_reset_csv_quotes_as_jackson_does() -> None:
 
 def test_delete_messages_use_hash_map_order() -> None:
     assert output.delete_groups_text(["grp2", "gx"], {}) == "Deletion of requested consumer groups ('gx', 'grp2') was successful.\n"
-    text = output.delete_groups_text(["ok"], {"g": output.java_exception_text("group_id_not_found", "The group id does not exist.")})
+    text = output.delete_groups_text(["ok"], {"g": admin.java_exception_text("group_id_not_found", "The group id does not exist.")})
     assert text == ("\nError: Deletion of some consumer groups failed:\n* Group 'g' could not be deleted due to: "
                     "org.apache.kafka.common.errors.GroupIdNotFoundException: The group id does not exist.\n"
                     "\nThese consumer groups were deleted successfully: 'ok'\n")
