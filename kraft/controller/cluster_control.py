@@ -120,7 +120,7 @@ class BrokerLifecycle:
                 if partition.leader == broker_id:
                     successor = next((r for r in others if r in usable), -1)
                     isr = others if successor != -1 else partition.isr
-                    if successor == -1 and self._unclean_allowed(image, topic.name):
+                    if successor == -1 and self.unclean_allowed(image, topic.name):
                         successor = next((r for r in partition.replicas if r in usable), -1)
                         isr = (successor,) if successor != -1 else partition.isr
                     records.append(PartitionChangeRecord(topic.topic_id, partition.partition_id,
@@ -138,11 +138,11 @@ class BrokerLifecycle:
                     continue
                 if broker_id in partition.isr:
                     records.append(PartitionChangeRecord(topic.topic_id, partition.partition_id, leader=broker_id))
-                elif broker_id in partition.replicas and self._unclean_allowed(image, topic.name):
+                elif broker_id in partition.replicas and self.unclean_allowed(image, topic.name):
                     records.append(PartitionChangeRecord(topic.topic_id, partition.partition_id, isr=(broker_id,),
                                                          leader=broker_id))
         return records
 
-    def _unclean_allowed(self, image: MetadataImage, topic: str) -> bool:
+    def unclean_allowed(self, image: MetadataImage, topic: str) -> bool:
         value = image.topic_configs(topic).get("unclean.leader.election.enable")
         return self.unclean_leader_election if value is None else value.strip().lower() == "true"

@@ -22,7 +22,7 @@ from kio.schema.errors import ErrorCode
 from .cluster_control import BrokerLifecycle, HeartbeatAnswer
 from ..config import ServerConfig
 from .control import (
-    PREFERRED_ELECTION, ConfigChange, ControllerError, ControllerLogic, IsrRequest, IsrResult, NewTopic, TopicResult,
+    PREFERRED_ELECTION, UNCLEAN_ELECTION, ConfigChange, ControllerError, ControllerLogic, IsrRequest, IsrResult, NewTopic, TopicResult,
     alter_partition, elect_leaders, imbalanced_partitions,
 )
 from ..metadata import FULL_DELTA, ImageDelta, MetadataImage, MetadataLoader, MetadataRecordError, encode_records
@@ -161,6 +161,19 @@ class ActiveController:
             records = self._logic.alter_topic_configs(self.image, name, changes, incremental)
             if not validate_only:
                 await self._commit(records)
+        if not validate_only and any(c.name == "unclean.leader.election.enable" for c in changes):
+            await self.elect_unclean_where_allowed(name)
+
+    async def elect_unclean_where_allowed(self, name: str | None = None) -> None:
+        """Leaderless partitions of topics that allow unclean elections get a leader now, as
+        Kafka's controller does when the config is turned on (``name``: that topic only)."""
+        image = self.image
+        leaderless = [
+            (topic.name, index) for topic in image.topics_by_id.values() if name in (None, topic.name)
+            for index, partition in sorted(topic.partitions.items())
+            if partition.leader == -1 and self.lifecycle.unclean_allowed(image, topic.name)]
+        if leaderless:
+            await self.elect_leaders(UNCLEAN_ELECTION, leaderless)
 
     async def next_producer_id(self) -> int:
         """One producer id, from a block allocated through the metadata log."""
