@@ -172,19 +172,14 @@ def _fetch_partition(broker: Broker, topic: str, fetch: Any, max_bytes: int,
         return {**fields, "error_code": error.error_code}, 0
     log = partition.log
     replica_id, replica_epoch = replica
-    if replica_id >= 0:
-        last_epoch = getattr(fetch, "last_fetched_epoch", -1)
-        if last_epoch >= 0:
-            epoch, end_offset = log.end_offset_for_epoch(last_epoch)
-            if epoch < last_epoch or end_offset < fetch.fetch_offset:
-                return {**fields, "error_code": ErrorCode.none, "high_watermark": log.high_watermark,
-                        "last_stable_offset": log.high_watermark, "log_start_offset": log.log_start_offset,
-                        "aborted_transactions": (), "records": b"", "diverging_epoch": (epoch, end_offset)}, 0
-        if log.log_start_offset <= fetch.fetch_offset <= log.log_end_offset:
-            broker.replicas.record_follower_fetch(partition, replica_id, fetch.fetch_offset, replica_epoch)
+    diverging = _diverging_epoch(log, fetch) if replica_id >= 0 else None
+    if replica_id >= 0 and diverging is None and log.log_start_offset <= fetch.fetch_offset <= log.log_end_offset:
+        broker.replicas.record_follower_fetch(partition, replica_id, fetch.fetch_offset, replica_epoch)
     high_watermark = log.high_watermark
     fields.update(high_watermark=high_watermark, last_stable_offset=high_watermark,
                   log_start_offset=log.log_start_offset, aborted_transactions=())
+    if diverging is not None:
+        return {**fields, "error_code": ErrorCode.none, "records": b"", "diverging_epoch": diverging}, 0
     try:
         result = log.read(fetch.fetch_offset, max(max_bytes, 1), max_offset=None if replica_id >= 0 else high_watermark,
                           min_one_message=max_bytes > 0)
@@ -195,6 +190,16 @@ def _fetch_partition(broker: Broker, topic: str, fetch: Any, max_bytes: int,
         return {**fields, "error_code": ErrorCode.kafka_storage_error, "records": b""}, 0
     data = result.records
     return {**fields, "error_code": ErrorCode.none, "records": data}, len(data)
+
+
+def _diverging_epoch(log: Any, fetch: Any) -> tuple[int, int] | None:
+    """(epoch, end offset) here when a follower's last fetched epoch ends before its fetch
+    offset in this log, or is unknown to it; None when the logs agree."""
+    last_epoch = getattr(fetch, "last_fetched_epoch", -1)
+    if last_epoch < 0:
+        return None
+    epoch, end_offset = log.end_offset_for_epoch(last_epoch)
+    return (epoch, end_offset) if epoch < last_epoch or end_offset < fetch.fetch_offset else None
 
 
 def _fetch_all(broker: Broker, request: Request) -> tuple[list, int]:

@@ -32,7 +32,7 @@ from protocol.apis import decode_response, encode_request
 from storage.errors import StorageError
 from protocol.records import CorruptRecordError, InvalidRecordError
 
-from ..controller.channel import FramedConnection
+from ..controller.channel import SEND_ERRORS, FramedConnection
 from ..metadata import MetadataImage
 from .replicas import Partition, ReplicaManager
 
@@ -55,7 +55,7 @@ class ReplicaFetcherManager:
         self._changed = trio.Event()
         self._running: dict[int, trio.CancelScope] = {}
         self._listener = config.get("inter.broker.listener.name") or config.get("security.inter.broker.protocol")
-        replicas.on_following_changed = self._changed.set
+        replicas.on_following_changed = lambda: self._changed.set()
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Start and stop one fetcher per leader as the partitions this node follows change."""
@@ -63,7 +63,6 @@ class ReplicaFetcherManager:
             task_status.started()
             while True:
                 self._changed = trio.Event()
-                self._replicas.on_following_changed = self._changed.set
                 leaders = set(self._replicas.following.values())
                 for leader_id in leaders - set(self._running):
                     scope = trio.CancelScope()
@@ -79,7 +78,7 @@ class ReplicaFetcherManager:
                 and (partition := replicas.partition(*key)) is not None]
 
     async def _fetch_from(self, leader_id: int, scope: trio.CancelScope) -> None:
-        backoff_s = self._config.get("replica.fetch.backoff.ms", 1000) / 1000
+        backoff_s = self._config["replica.fetch.backoff.ms"] / 1000
         paused: dict[tuple[str, int], float] = {}
         connection: FramedConnection | None = None
         with scope:
@@ -94,8 +93,7 @@ class ReplicaFetcherManager:
                         if connection is None:
                             connection = await self._connect(leader_id)
                         response = await self._fetch(connection, partitions)
-                    except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError,
-                            LookupError) as error:
+                    except (*SEND_ERRORS, LookupError) as error:
                         logger.info("[node %d] fetching from broker %d failed: %s; retrying in %.1f s",
                                     self.node_id, leader_id, error or type(error).__name__, backoff_s)
                         if connection is not None:
@@ -136,15 +134,14 @@ class ReplicaFetcherManager:
         request = FetchRequest(
             cluster_id=None, replica_state=ReplicaState(replica_id=self.node_id, replica_epoch=-1 if epoch is None else epoch),
             max_wait=datetime.timedelta(milliseconds=config["replica.fetch.wait.max.ms"]),
-            min_bytes=config.get("replica.fetch.min.bytes", 1),
-            max_bytes=config.get("replica.fetch.response.max.bytes", 10 * 1024 * 1024),
+            min_bytes=config["replica.fetch.min.bytes"], max_bytes=config["replica.fetch.response.max.bytes"],
             isolation_level=0, session_id=0, session_epoch=-1,
             topics=tuple(FetchTopic(topic_id=uuid.UUID(topic_id), partitions=tuple(items))
                          for topic_id, items in by_topic.items()),
             forgotten_topics_data=(), rack_id="")
         frame = encode_request(0, f"kraft-replica-fetcher-{self.node_id}", request)[4:]
         wait_s = config["replica.fetch.wait.max.ms"] / 1000
-        with trio.fail_after(wait_s + config.get("replica.socket.timeout.ms", 30_000) / 1000):
+        with trio.fail_after(wait_s + config["replica.socket.timeout.ms"] / 1000):
             answer = await connection.round_trip(frame)
         return decode_response(1, FETCH_VERSION, answer)[1]
 

@@ -170,7 +170,7 @@ class ReplicaManager:
                             self.node_id, partition.topic, partition.index, state.leader_epoch, list(state.isr),
                             partition.log.log_end_offset, partition.log.high_watermark)
             else:
-                leader.update_from_metadata(state.replicas, state.isr, state.partition_epoch, self.clock_ms())
+                leader.update_from_metadata(state.replicas, state.isr, state.partition_epoch)
             if self.following.pop(key, None) is not None:
                 self.on_following_changed()
             self.advance_high_watermark(partition)
@@ -264,7 +264,7 @@ class ReplicaManager:
         if leader is None or leader.pending is not change:
             return
         if error_code == ErrorCode.none and leader_epoch == leader.leader_epoch:
-            leader.update_from_metadata(leader.replicas, isr, partition_epoch, self.clock_ms())
+            leader.update_from_metadata(leader.replicas, isr, partition_epoch)
             leader.pending = None
             self.advance_high_watermark(partition)
         else:

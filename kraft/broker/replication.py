@@ -71,8 +71,7 @@ class LeaderState:
             return self.isr
         return tuple(dict.fromkeys((*self.isr, *self.pending.isr)))
 
-    def update_from_metadata(self, replicas: tuple[int, ...], isr: tuple[int, ...], partition_epoch: int,
-                             now_ms: int) -> None:
+    def update_from_metadata(self, replicas: tuple[int, ...], isr: tuple[int, ...], partition_epoch: int) -> None:
         """The controller's view of the same leader epoch (an ISR change it made or committed)."""
         if partition_epoch < self.partition_epoch:
             return

@@ -9,11 +9,11 @@ runtime modules are imported by their module names."""
 from .cluster_control import BrokerLifecycle, HeartbeatAnswer
 from .control import (
     INTERNAL_TOPICS, PREFERRED_ELECTION, UNCLEAN_ELECTION, ConfigChange, ControllerError, ControllerLogic, IsrRequest,
-    IsrResult, NewTopic, TopicResult, alter_partition, elect_leaders, imbalanced_partitions, place_replicas,
+    IsrResult, NewTopic, TopicResult, alter_partition, elect_leaders, place_replicas,
 )
 
 __all__ = [
     "INTERNAL_TOPICS", "BrokerLifecycle", "ConfigChange", "ControllerError", "ControllerLogic", "HeartbeatAnswer",
     "IsrRequest", "IsrResult", "NewTopic", "PREFERRED_ELECTION", "TopicResult", "UNCLEAN_ELECTION", "alter_partition",
-    "elect_leaders", "imbalanced_partitions", "place_replicas",
+    "elect_leaders", "place_replicas",
 ]

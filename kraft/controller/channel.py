@@ -3,17 +3,18 @@
 Rules:
 - When this node's controller is the active one, calls go straight to it.
 - Otherwise a client's admin request (CreateTopics, DeleteTopics, CreatePartitions,
-  AlterConfigs, IncrementalAlterConfigs, ElectLeaders, InitProducerId, DescribeQuorum) is forwarded as the same bytes to
-  the active controller's controller listener, and its answer is relayed back: only the
+  AlterConfigs, IncrementalAlterConfigs, ElectLeaders, InitProducerId, DescribeQuorum) is
+  forwarded as the same bytes to the active controller's controller listener, and its
+  answer is relayed back: only the
   correlation id is rewritten. A forwarded request is never forwarded again: a controller
   that lost the leadership meanwhile closes the connection and the forwarder retries.
 - Programmatic calls (topic auto-creation, broker registration and heartbeats) are sent
   as Kafka requests built here.
 - Every wait is bounded: while no leader is known, or the connection fails, the
-  forwarder retries every ``FORWARD_RETRY_S`` until ``FORWARD_DEADLINE_S``; a request
+  forwarder retries every ``FORWARD_RETRY_S`` until ``FORWARD_DEADLINE_S``, then gives up
+  and the client's connection is closed so the client retries on its own. A request
   waiting on a controller moves to the new one as soon as this node learns of it (a paused
-  controller holds its connections open and never answers), then gives up and the client's connection
-  is closed so the client retries on its own.
+  controller holds its connections open and never answers).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class ForwardingFailed(RemoteProtocolError):
 
 
 class FramedConnection:
+    """One request at a time on a connection to another node (a controller, or a leader's
+    broker listener for the replica fetchers)."""
+
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.frames = FrameBuffer()
@@ -52,7 +56,7 @@ class FramedConnection:
             while (answer := self.frames.next_frame()) is None:
                 data = await self.stream.receive_some(RECEIVE_BYTES_MAX)
                 if not data:
-                    raise trio.BrokenResourceError("the controller closed the connection")
+                    raise trio.BrokenResourceError("the peer closed the connection")
                 self.frames.receive_data(data)
             return answer
 

@@ -476,16 +476,6 @@ def _elect(image: MetadataImage, usable: set[int], election_type: int, name: str
     return ErrorCode.none, None, PartitionChangeRecord(topic.topic_id, index, isr=(unclean,), leader=unclean)
 
 
-def imbalanced_partitions(image: MetadataImage) -> list[tuple[str, int]]:
-    """Partitions led by another replica than their first while the first could lead
-    (``auto.leader.rebalance.enable`` moves them back)."""
-    usable = set(usable_brokers(image))
-    return [(topic.name, index) for topic in image.topics_by_id.values()
-            for index, partition in sorted(topic.partitions.items())
-            if partition.leader != partition.replicas[0] and partition.replicas[0] in partition.isr
-            and partition.replicas[0] in usable]
-
-
 def _apply_change(configs: dict[str, str], change: ConfigChange) -> dict[str, str]:
     if change.operation == 0:
         if change.value is None:

@@ -22,8 +22,8 @@ from kio.schema.errors import ErrorCode
 from .cluster_control import BrokerLifecycle, HeartbeatAnswer
 from ..config import ServerConfig
 from .control import (
-    PREFERRED_ELECTION, UNCLEAN_ELECTION, ConfigChange, ControllerError, ControllerLogic, IsrRequest, IsrResult, NewTopic, TopicResult,
-    alter_partition, elect_leaders, imbalanced_partitions,
+    PREFERRED_ELECTION, UNCLEAN_ELECTION, ConfigChange, ControllerError, ControllerLogic, IsrRequest, IsrResult,
+    NewTopic, TopicResult, alter_partition, elect_leaders,
 )
 from ..metadata import FULL_DELTA, ImageDelta, MetadataImage, MetadataLoader, MetadataRecordError, encode_records
 
@@ -161,19 +161,15 @@ class ActiveController:
             records = self._logic.alter_topic_configs(self.image, name, changes, incremental)
             if not validate_only:
                 await self._commit(records)
-        if not validate_only and any(c.name == "unclean.leader.election.enable" for c in changes):
-            await self.elect_unclean_where_allowed(name)
-
-    async def elect_unclean_where_allowed(self, name: str | None = None) -> None:
-        """Leaderless partitions of topics that allow unclean elections get a leader now, as
-        Kafka's controller does when the config is turned on (``name``: that topic only)."""
+        # Turned on, unclean election gives the topic's leaderless partitions a leader now, as
+        # Kafka's controller does.
         image = self.image
-        leaderless = [
-            (topic.name, index) for topic in image.topics_by_id.values() if name in (None, topic.name)
-            for index, partition in sorted(topic.partitions.items())
-            if partition.leader == -1 and self.lifecycle.unclean_allowed(image, topic.name)]
-        if leaderless:
-            await self.elect_leaders(UNCLEAN_ELECTION, leaderless)
+        topic = image.topic(name)
+        if (not validate_only and topic is not None and self.lifecycle.unclean_allowed(image, name)
+                and any(c.name == "unclean.leader.election.enable" for c in changes)):
+            leaderless = [(name, index) for index, p in sorted(topic.partitions.items()) if p.leader == -1]
+            if leaderless:
+                await self.elect_leaders(UNCLEAN_ELECTION, leaderless)
 
     async def next_producer_id(self) -> int:
         """One producer id, from a block allocated through the metadata log."""
@@ -213,10 +209,9 @@ class ActiveController:
         return results
 
     async def balance_leaders(self) -> None:
-        """``auto.leader.rebalance.enable``: leadership back to each partition's first replica."""
-        imbalanced = imbalanced_partitions(self.image)
-        if imbalanced:
-            await self.elect_leaders(PREFERRED_ELECTION, imbalanced)
+        """``auto.leader.rebalance.enable``: leadership back to each partition's first replica
+        wherever it can lead (a preferred election of every partition)."""
+        await self.elect_leaders(PREFERRED_ELECTION, None)
 
     # ----- brokers (BrokerRegistration, BrokerHeartbeat) -------------------------------------
 

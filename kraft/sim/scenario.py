@@ -249,14 +249,14 @@ def _check_final_logs(cluster: Cluster) -> None:
     """Converged logs are identical entry by entry (ConsistentCommittedData, final pass), and
     so are the images (ConsistentImages)."""
     committed = cluster.checker.committed
-    images = {id(node.loader.image): node.loader.image for node in cluster.nodes.values()}
     for node in cluster.nodes.values():
         log = node.core.log
         if log.entries != committed[log.start_offset:log.end_offset]:
             raise InvariantViolation("ConsistentCommittedData", f"node {node.node_id} log differs after convergence")
+        if committed and node.loader.image.offset != len(committed) - 1:
+            raise InvariantViolation("ConsistentImages", f"node {node.node_id} converged with an image at offset "
+                                     f"{node.loader.image.offset}, not {len(committed) - 1}")
         cluster.checker.check_image(node.node_id, node.loader.image, "converged with")
-    if committed and len(images) and any(image.offset != len(committed) - 1 for image in images.values()):
-        raise InvariantViolation("ConsistentImages", "converged nodes hold images of different offsets")
 
 
 def _describe(cluster: Cluster) -> str:

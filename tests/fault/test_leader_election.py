@@ -5,6 +5,7 @@ moves them back, with Kafka's output."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -65,15 +66,28 @@ def restart_a_leader(nodes) -> int:
     return preferred
 
 
-def test_kafka_leader_election_moves_leaders_back_with_kafkas_output(tmp_path):
+@contextlib.contextmanager
+def replicated_topic(tmp_path, overrides: dict):
+    """Three nodes and the topic, three partitions fully replicated; the nodes stop at the end."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    nodes = start_cluster(tmp_path, overrides={**FAST, "auto.leader.rebalance.enable": "false"})
+    nodes = start_cluster(tmp_path, overrides={**FAST, **overrides})
     try:
         servers = bootstrap(nodes)
         admin = AdminClient({"bootstrap.servers": servers})
         admin.create_topics([NewTopic(TOPIC, 3, 3)])[TOPIC].result(30)
         wait_for(lambda: fully_replicated(servers), "full ISRs")
+        yield nodes
+    finally:
+        stop_cluster(nodes)
+
+
+def led_by_preferred(servers: str) -> bool:
+    return all(p.leader == p.replicas[0] for p in partitions(servers).values())
+
+
+def test_kafka_leader_election_moves_leaders_back_with_kafkas_output(tmp_path):
+    with replicated_topic(tmp_path, {"auto.leader.rebalance.enable": "false"}) as nodes:
         preferred = restart_a_leader(nodes)
         servers = bootstrap(nodes)
         moved = [i for i, p in partitions(servers).items() if p.replicas[0] == preferred]
@@ -86,28 +100,15 @@ def test_kafka_leader_election_moves_leaders_back_with_kafkas_output(tmp_path):
         assert again.stdout == f"Valid replica already elected for partitions {TOPIC}-{moved[0]}\n"
         everything = elect(servers, "--all-topic-partitions")
         assert everything.returncode == 0, everything.stderr
-        wait_for(lambda: all(p.leader == p.replicas[0] for p in partitions(servers).values()),
-                 "every partition led by its preferred replica")
+        wait_for(lambda: led_by_preferred(servers), "every partition led by its preferred replica")
         unknown = elect(servers, "--topic", "nowhere", "--partition", "0")
         assert unknown.returncode == 1
         assert unknown.stdout.startswith("Error completing leader election (PREFERRED) for partition: nowhere-0: "
                                          "org.apache.kafka.common.errors.UnknownTopicOrPartitionException")
         assert unknown.stderr.strip() == "1 replica(s) could not be elected"
-    finally:
-        stop_cluster(nodes)
 
 
 def test_the_controller_rebalances_leaders_on_its_own(tmp_path):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    nodes = start_cluster(tmp_path, overrides={**FAST, "leader.imbalance.check.interval.seconds": "1"})
-    try:
-        servers = bootstrap(nodes)
-        admin = AdminClient({"bootstrap.servers": servers})
-        admin.create_topics([NewTopic(TOPIC, 3, 3)])[TOPIC].result(30)
-        wait_for(lambda: fully_replicated(servers), "full ISRs")
+    with replicated_topic(tmp_path, {"leader.imbalance.check.interval.seconds": "1"}) as nodes:
         restart_a_leader(nodes)
-        wait_for(lambda: all(p.leader == p.replicas[0] for p in partitions(bootstrap(nodes)).values()),
-                 "the controller's rebalance to move every leader back")
-    finally:
-        stop_cluster(nodes)
+        wait_for(lambda: led_by_preferred(bootstrap(nodes)), "the controller's rebalance to move every leader back")
