@@ -163,8 +163,10 @@ async def handle_produce(broker: Broker, request: Request, info: ConnectionInfo)
 
 def _fetch_partition(broker: Broker, topic: str, fetch: Any, max_bytes: int,
                      replica: tuple[int, int] = (-1, -1)) -> tuple[dict, int]:
+    # An error still carries empty records, never null, as Kafka's: librdkafka takes a null
+    # record set for a parse failure and drops the whole response, error and all.
     fields: dict = {"high_watermark": -1, "last_stable_offset": -1, "log_start_offset": -1,
-                    "records": None, "aborted_transactions": None, "preferred_read_replica": -1}
+                    "records": b"", "aborted_transactions": None, "preferred_read_replica": -1}
     try:
         partition = broker.replicas.leader_partition(topic, fetch.partition, broker.image)
         partition.check_epoch(getattr(fetch, "current_leader_epoch", -1))
@@ -220,7 +222,7 @@ def _fetch_all(broker: Broker, request: Request) -> tuple[list, int]:
         for fetch in topic.partitions:
             if name is None:
                 fields = {"error_code": ErrorCode.unknown_topic_id, "high_watermark": -1,
-                          "last_stable_offset": -1, "log_start_offset": -1, "records": None,
+                          "last_stable_offset": -1, "log_start_offset": -1, "records": b"",
                           "aborted_transactions": None, "preferred_read_replica": -1}
                 size = 0
             else:

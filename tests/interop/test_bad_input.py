@@ -308,6 +308,28 @@ def test_corrupt_batch_gets_corrupt_message_and_appends_nothing(kraft_node, topi
         assert (after.error_code, after.base_offset) == (ErrorCode.none, end_before)
 
 
+# --- fetch errors --------------------------------------------------------------------------------
+
+def test_fetch_errors_carry_empty_records_not_null(kraft_node, topic_name):
+    """Kafka answers a partition's fetch error with empty records, never null: librdkafka
+    rejects a null record set as a protocol parse failure and drops the whole response, so its
+    consumer never sees the error (a fenced epoch, a moved leader) that would send it elsewhere."""
+    with connect(kraft_node.bootstrap) as sock:
+        (topic,) = metadata(sock, [topic_name]).topics
+        assert topic.error_code == ErrorCode.none, f"auto-create: expected no error, got {topic.error_code}"
+        wanted = {"fenced epoch": (topic_name, 0, 999), "unknown partition": (topic_name, 7, -1)}
+        for what, (name, partition, epoch) in wanted.items():
+            response = call(sock, FetchRequest(
+                replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=0, max_bytes=1 << 20, isolation_level=0,
+                session_id=0, session_epoch=-1, forgotten_topics_data=(), rack_id="",
+                topics=(FetchTopic(topic=name, partitions=(FetchPartition(
+                    partition=partition, current_leader_epoch=epoch, fetch_offset=0, last_fetched_epoch=-1,
+                    log_start_offset=-1, partition_max_bytes=1 << 16),)),)))
+            (answer,) = response.responses[0].partitions
+            assert answer.error_code != ErrorCode.none, f"{what}: expected an error, got none"
+            assert answer.records == b"", f"{what}: expected empty records with the error, got {answer.records!r}"
+
+
 # --- config --------------------------------------------------------------------------------------
 
 def test_unknown_config_key_is_warned_about_and_the_node_starts(kraft_node_factory):

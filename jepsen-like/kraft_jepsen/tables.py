@@ -1,0 +1,27 @@
+"""The table a repeated run prints: runs, faults, acknowledged writes and each anomaly's count."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+COLUMNS = ("lost-write", "unseen", "duplicate", "inconsistent-offsets", "G1a", "nonmonotonic-send",
+           "poll-skip", "nonmonotonic-poll", "int-poll-skip", "int-nonmonotonic-poll", "nonmonotonic-commit")
+
+
+def repeat_table(broker: str, results: Sequence) -> str:
+    """A Markdown table with one row: totals over the runs (valid runs, faults, acks, anomalies)."""
+    anomalies: Counter[str] = Counter()
+    acknowledged = faults = valid = 0
+    for result in results:
+        verdict = result.verdict
+        valid += bool(result.valid)
+        faults += result.faults_started
+        acknowledged += verdict["stats"].get("acknowledged_sends", 0)
+        for name, report in verdict["anomalies"].items():
+            anomalies[name] += report["count"]
+    columns = list(COLUMNS) + sorted(set(anomalies) - set(COLUMNS))
+    header = ["broker", "runs", "valid", "faults", "acknowledged writes", *columns]
+    row = [broker, str(len(results)), str(valid), str(faults), str(acknowledged),
+           *(str(anomalies.get(name, 0)) for name in columns)]
+    return "\n".join(("| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(row) + " |"))
