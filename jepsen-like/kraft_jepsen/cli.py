@@ -42,7 +42,8 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-idempotence", action="store_true")
     parser.add_argument("--assign-consumers", type=int, default=1)
     parser.add_argument("--group-consumers", type=int, default=2)
-    parser.add_argument("--message-timeout-ms", type=int, default=30_000)
+    parser.add_argument("--message-timeout-ms", type=int, default=300_000,
+                        help="librdkafka's message.timeout.ms (its default)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a server property for every node")
     parser.add_argument("--results", type=Path, default=Path("results"), help="where run folders go")
@@ -56,6 +57,8 @@ def _run_options(args: argparse.Namespace, seed: int):
 
     if args.nodes < 1 or args.partitions < 1 or args.time <= 0:
         raise ValueError("--nodes, --partitions and --time must be positive")
+    if args.acks not in ("all", "-1") and not args.no_idempotence:
+        raise ValueError(f"an idempotent producer needs --acks all; with --acks {args.acks} add --no-idempotence")
     replication = args.replication_factor or min(3, args.nodes)
     overrides = {}
     for item in args.override:
@@ -89,16 +92,25 @@ def _command_repeat(args: argparse.Namespace) -> int:
     from .runner import run
     from .tables import repeat_table
 
-    results = []
+    results, errors = [], 0
     for number in range(args.runs):
-        result = run(_run_options(args, args.seed + number), args.results)
+        seed = args.seed + number
+        try:
+            result = run(_run_options(args, seed), args.results)
+        except (OSError, RuntimeError) as error:  # a run the harness could not finish; the next may
+            errors += 1
+            print(f"run {number + 1}/{args.runs} seed {seed}: harness error: {str(error) or type(error).__name__}",
+                  flush=True)
+            continue
         results.append(result)
-        print(f"run {number + 1}/{args.runs} seed {args.seed + number}: "
+        print(f"run {number + 1}/{args.runs} seed {seed}: "
               f"{'valid' if result.valid else 'INVALID'} ({result.directory})", flush=True)
-    table = repeat_table(args.broker, results)
+    table = repeat_table(args.broker, results, errors)
     print(table)
     (args.results / f"repeat-{args.broker}-seed{args.seed}.md").write_text(table + "\n", encoding="utf-8")
-    return EXIT_VALID if all(r.valid for r in results) else EXIT_INVALID
+    if not all(r.valid for r in results):
+        return EXIT_INVALID
+    return EXIT_ERROR if errors else EXIT_VALID
 
 
 def _command_check(args: argparse.Namespace) -> int:
@@ -138,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print("kraft-jepsen: interrupted", file=sys.stderr)
         return 130
     except (OSError, ValueError, RuntimeError) as error:
-        print(f"kraft-jepsen: {error}", file=sys.stderr)
+        print(f"kraft-jepsen: {str(error) or type(error).__name__}", file=sys.stderr)
         return EXIT_ERROR
 
 

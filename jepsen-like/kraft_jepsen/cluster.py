@@ -47,10 +47,24 @@ class ClusterError(RuntimeError):
     """A node could not be formatted, started or stopped; the message says which and why."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
+class PortReservation:
+    """Ports taken from the kernel and held until the nodes bind them, so that nothing else
+    (the proxy's own listeners, above all) is handed the same port in between."""
+
+    def __init__(self) -> None:
+        self._sockets: list[socket.socket] = []
+
+    def take(self) -> int:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
+        self._sockets.append(sock)
         return sock.getsockname()[1]
+
+    def release(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
 
 
 def accepts(port: int) -> bool:
@@ -100,8 +114,8 @@ class Node:
         self.directory = cluster.directory / f"node-{node_id}"
         self.properties_path = self.directory / "server.properties"
         self.log_path = self.directory / "node.log"
-        self.data_port = free_port() if "broker" in roles else None
-        self.controller_port = free_port() if "controller" in roles else None
+        self.data_port = cluster.ports.take() if "broker" in roles else None
+        self.controller_port = cluster.ports.take() if "controller" in roles else None
         self.process: subprocess.Popen | None = None
         self.paused = False
 
@@ -177,9 +191,9 @@ class Node:
         """Until the node's own port accepts (a broker's only once the quorum has formed)."""
         port = self.data_port if self.is_broker else self.controller_port
         deadline = time.monotonic() + timeout_s
-        while not accepts(port):
+        while not (accepts(port) and self.is_running()):
             if not self.is_running():
-                raise ClusterError(f"{self!r} exited during start: {self.log_tail(5)}")
+                raise ClusterError(f"{self!r} exited during start: {self.log_tail(3)}")
             if time.monotonic() >= deadline:
                 raise ClusterError(f"{self!r} did not accept on port {port} within {timeout_s} s")
             time.sleep(POLL_S)
@@ -232,6 +246,7 @@ class Cluster:
         self.overrides = dict(overrides or {})
         self.cluster_id = new_cluster_id()
         self.lib = kafka_lib(kafka_version) if broker == "kafka" else None
+        self.ports = PortReservation()
         if roles == "combined":
             self.nodes = [Node(self, node_id, "broker,controller") for node_id in range(1, nodes + 1)]
         else:
@@ -269,6 +284,7 @@ class Cluster:
         try:
             for node in self.nodes:
                 node.format()
+            self.ports.release()
             for node in self.nodes:
                 node.launch()
             for node in self.nodes:
@@ -278,6 +294,7 @@ class Cluster:
             raise
 
     def stop(self) -> None:
+        self.ports.release()
         for node in self.nodes:
             node.stop()
 

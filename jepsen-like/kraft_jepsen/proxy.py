@@ -116,13 +116,13 @@ class Proxy:
         await trio.serve_listeners(lambda stream: self.handle(stream, destination, target_port, port), listeners)
 
     async def handle(self, inbound: trio.SocketStream, destination: str, target_port: int, proxy_port: int) -> None:
+        self.counters["connections"] += 1
         try:
             peer_port = inbound.socket.getpeername()[1]
         except OSError:  # gone before we looked
             await inbound.aclose()
             return
         source = await trio.to_thread.run_sync(identify_source, peer_port, proxy_port, dict(self.pids))
-        self.counters["connections"] += 1
         try:
             outbound = await trio.open_tcp_stream("127.0.0.1", target_port)
         except OSError:  # the node is down: the client sees the connection close at once

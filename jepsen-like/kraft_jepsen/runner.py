@@ -3,8 +3,8 @@
 The run's folder holds everything a reader needs afterwards: ``run.json`` (the options, the
 seed, the schedule drawn from it, the cluster's ports), ``history.jsonl``, ``verdict.json`` and
 ``summary.txt``, ``nodes/<id>.log`` for every node, ``clients.log`` (librdkafka's own lines),
-``proxy.log`` and the plots. Node data lives in a scratch directory that is removed at the end
-unless ``keep_data`` is set. Every process the run starts is stopped before it returns, also
+``proxy.log`` and the plots. Node data lives in a scratch directory that is removed at the end,
+unless the run is invalid or ``keep_data`` is set: then it moves to the run's ``data/``. Every process the run starts is stopped before it returns, also
 when it fails.
 """
 
@@ -72,6 +72,7 @@ def run(options: RunOptions, results: Path) -> RunResult:
     scratch = Path(tempfile.mkdtemp(prefix="kraft-jepsen-"))
     proxy = ProxyProcess(directory / "proxy.log")
     cluster = None
+    finished = False
     try:
         cluster = Cluster(scratch, proxy, broker=options.broker, nodes=options.nodes, roles=options.roles,
                           controllers=options.controllers, overrides=options.overrides,
@@ -82,14 +83,20 @@ def run(options: RunOptions, results: Path) -> RunResult:
         }, indent=2), encoding="utf-8")
         cluster.start()
         faults_started = _drive(options, cluster, schedule, rng, directory)
+        finished = True
     finally:
         if cluster is not None:
             cluster.stop()
             _collect_logs(cluster, directory)
         proxy.close()
-        if not options.keep_data:
+        if not finished and not options.keep_data:
             shutil.rmtree(scratch, ignore_errors=True)
-    return _judge(options, directory, faults_started)
+    result = _judge(options, directory, faults_started)
+    if result.valid and not options.keep_data:
+        shutil.rmtree(scratch, ignore_errors=True)
+    else:  # the logs as the nodes left them, to see what the anomaly did (kafka-dump-log)
+        shutil.move(scratch, directory / "data")
+    return result
 
 
 def _drive(options: RunOptions, cluster: Cluster, schedule, rng: random.Random, directory: Path) -> int:
@@ -118,21 +125,41 @@ def _drive(options: RunOptions, cluster: Cluster, schedule, rng: random.Random, 
         stop_clients.set()
         for thread in clients:
             thread.join(CLIENT_STOP_TIMEOUT_S)
+    failed = [f"{thread.name}: {type(thread.error).__name__}: {thread.error}" for thread in clients if thread.error]
+    if failed:
+        history.close()
+        raise RuntimeError(f"a client failed, so the history is incomplete: {'; '.join(failed)}")
     time.sleep(SETTLE_S)
     workload.final_read(cluster.bootstrap, settings, history, logger)
     history.close()
     return nemesis.started_count
 
 
-def _client_threads(bootstrap, settings, history, rng, stop, logger) -> list[threading.Thread]:
+class ClientThread(threading.Thread):
+    """A client's thread; what kills it is kept, so the run fails instead of judging a
+    history with a silent hole in it."""
+
+    def __init__(self, target, name: str, args: tuple) -> None:
+        super().__init__(name=name, daemon=True)
+        self._client, self._arguments = target, args
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._client(*self._arguments)
+        except Exception as error:  # noqa: BLE001 - reported by _drive after the join
+            self.error = error
+
+
+def _client_threads(bootstrap, settings, history, rng, stop, logger) -> list[ClientThread]:
     threads = []
     for kind, count, target in (("producer", settings.producers, workload.run_producer),
                                 ("assign", settings.assign_consumers, workload.run_assign_consumer),
                                 ("group", settings.group_consumers, workload.run_group_consumer)):
         for index in range(count):
             client_rng = random.Random(rng.random())
-            threads.append(threading.Thread(target=target, name=f"{kind}-{index}", daemon=True,
-                                            args=(index, bootstrap, settings, history, client_rng, stop, logger)))
+            threads.append(ClientThread(target, f"{kind}-{index}",
+                                        (index, bootstrap, settings, history, client_rng, stop, logger)))
     return threads
 
 

@@ -9,8 +9,9 @@ COLUMNS = ("lost-write", "unseen", "duplicate", "inconsistent-offsets", "G1a", "
            "poll-skip", "nonmonotonic-poll", "int-poll-skip", "int-nonmonotonic-poll", "nonmonotonic-commit")
 
 
-def repeat_table(broker: str, results: Sequence) -> str:
-    """A Markdown table with one row: totals over the runs (valid runs, faults, acks, anomalies)."""
+def repeat_table(broker: str, results: Sequence, harness_errors: int = 0) -> str:
+    """A Markdown table with one row: totals over the runs (valid runs, faults, acks, anomalies);
+    runs the harness could not finish are counted apart and judged nothing."""
     anomalies: Counter[str] = Counter()
     acknowledged = faults = valid = 0
     for result in results:
@@ -21,7 +22,7 @@ def repeat_table(broker: str, results: Sequence) -> str:
         for name, report in verdict["anomalies"].items():
             anomalies[name] += report["count"]
     columns = list(COLUMNS) + sorted(set(anomalies) - set(COLUMNS))
-    header = ["broker", "runs", "valid", "faults", "acknowledged writes", *columns]
-    row = [broker, str(len(results)), str(valid), str(faults), str(acknowledged),
+    header = ["broker", "runs", "valid", "harness errors", "faults", "acknowledged writes", *columns]
+    row = [broker, str(len(results)), str(valid), str(harness_errors), str(faults), str(acknowledged),
            *(str(anomalies.get(name, 0)) for name in columns)]
     return "\n".join(("| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(row) + " |"))

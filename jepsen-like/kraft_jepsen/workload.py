@@ -36,6 +36,7 @@ POLL_TIMEOUT_S = 0.5
 REASSIGN_EVERY_S = (5.0, 15.0)
 ADMIN_TIMEOUT_S = 30
 FINAL_READ_TIMEOUT_S = 120
+FLUSH_TIMEOUT_S = 30
 # Send errors that mean the broker refused the record and did not write it; anything else may
 # have been written (Jepsen counts NOT_LEADER_OR_FOLLOWER as indeterminate too: KAFKA-13574).
 DEFINITE_SEND_ERRORS = frozenset({
@@ -64,7 +65,10 @@ class WorkloadOptions:
     idempotent: bool = True
     assign_consumers: int = 1
     group_consumers: int = 2
-    message_timeout_ms: int = 30_000
+    # librdkafka's default. A message that times out in flight makes an idempotent librdkafka
+    # producer bump its epoch, and what it then sends again is not deduplicated: shorter
+    # timeouts than the faults last test the client's duplicates, not the cluster's.
+    message_timeout_ms: int = 300_000
 
 
 def client_logger(path) -> logging.Logger:
@@ -85,7 +89,10 @@ def create_topic(bootstrap: str, options: WorkloadOptions, logger: logging.Logge
                "unclean.leader.election.enable": str(options.unclean_leader_election).lower()}
     futures = admin.create_topics([NewTopic(TOPIC, options.partitions, options.replication_factor, config=configs)],
                                   operation_timeout=ADMIN_TIMEOUT_S)
-    futures[TOPIC].result(ADMIN_TIMEOUT_S)
+    try:
+        futures[TOPIC].result(ADMIN_TIMEOUT_S)
+    except TimeoutError:
+        raise RuntimeError(f"creating topic {TOPIC} took over {ADMIN_TIMEOUT_S} s") from None
     deadline = time.monotonic() + ADMIN_TIMEOUT_S
     while time.monotonic() < deadline:
         partitions = admin.list_topics(TOPIC, timeout=ADMIN_TIMEOUT_S).topics[TOPIC].partitions
@@ -121,7 +128,10 @@ def run_producer(index: int, bootstrap: str, options: WorkloadOptions, history: 
     process = f"producer-{index}"
     producer = Producer({"bootstrap.servers": bootstrap, "acks": options.acks,
                          "enable.idempotence": options.idempotent, "linger.ms": 5,
-                         "message.timeout.ms": options.message_timeout_ms, "logger": logger})
+                         "message.timeout.ms": options.message_timeout_ms, "logger": logger,
+                         # Producer ids, epoch bumps and sequence resets in clients.log: what a
+                         # duplicate needs to be explained (a bumped epoch is the client's doing).
+                         "debug": "eos"})
     interval_s = 1.0 / options.rate_per_producer
     counter = 0
     next_at = time.monotonic()
@@ -145,7 +155,7 @@ def run_producer(index: int, bootstrap: str, options: WorkloadOptions, history: 
         next_at += interval_s
         producer.poll(max(0.0, next_at - time.monotonic()))
     # What is still queued gets its chance; what never completes stays an invoke (indeterminate).
-    producer.flush(options.message_timeout_ms / 1000 + 5)
+    producer.flush(min(options.message_timeout_ms / 1000, FLUSH_TIMEOUT_S))
 
 
 def _records(messages) -> tuple[list[list[int]], list[str]]:

@@ -65,7 +65,7 @@ def test_the_canary_an_unsafe_setup_is_caught_losing_acknowledged_writes(tmp_pat
     from the other nodes (clients still reach it): the isolated leader acknowledges writes its
     followers never get, a new leader is elected on the other side, and when the cut heals the
     old leader truncates them away. The checker must say so."""
-    unsafe = WorkloadOptions(acks="1", min_insync_replicas=1, unclean_leader_election=True)
+    unsafe = WorkloadOptions(acks="1", idempotent=False, min_insync_replicas=1, unclean_leader_election=True)
     options = RunOptions(nodes=3, time_s=35, seed=SEED, nemesis=("isolate-leader",), scenario="isolate-leader",
                          overrides=FAST_FAILOVER, workload=unsafe)
     result, report = _run(tmp_path, options)
