@@ -44,6 +44,8 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-consumers", type=int, default=2)
     parser.add_argument("--message-timeout-ms", type=int, default=300_000,
                         help="librdkafka's message.timeout.ms (its default)")
+    parser.add_argument("--no-whole-cluster-kill", action="store_true",
+                        help="never kill -9 every node at once (librdkafka then duplicates under a bumped epoch)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a server property for every node")
     parser.add_argument("--results", type=Path, default=Path("results"), help="where run folders go")
@@ -76,7 +78,8 @@ def _run_options(args: argparse.Namespace, seed: int):
     return RunOptions(broker=args.broker, nodes=args.nodes, roles=args.roles, controllers=args.controllers,
                       time_s=args.time, seed=seed, nemesis=tuple(args.nemesis.split(",")), scenario=args.scenario,
                       heal_s=args.heal_time, kafka_version=args.kafka_version, overrides=overrides,
-                      workload=settings, keep_data=args.keep_data, plots=not args.no_plots)
+                      workload=settings, kill_every_node=not args.no_whole_cluster_kill, keep_data=args.keep_data,
+                      plots=not args.no_plots)
 
 
 def _command_run(args: argparse.Namespace) -> int:

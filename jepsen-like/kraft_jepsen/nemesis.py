@@ -82,12 +82,13 @@ class Nemesis:
     """Starts and ends faults on a cluster and records each in the history."""
 
     def __init__(self, cluster: Cluster, history: History, rng: random.Random,
-                 leader_of: Callable[[int], int | None], partitions: int) -> None:
+                 leader_of: Callable[[int], int | None], partitions: int, *, kill_every_node: bool = True) -> None:
         self.cluster = cluster
         self.history = history
         self.rng = rng
         self.leader_of = leader_of
         self.partitions = partitions
+        self.kill_every_node = kill_every_node
         self.active: list[ActiveFault] = []
         self.started_count = 0
         self._lock = threading.Lock()
@@ -110,7 +111,7 @@ class Nemesis:
                 return [controller]
         if choice < 0.7 and len(ids) >= 5 and name != "restart":
             return self.rng.sample(ids, (len(ids) - 1) // 2)
-        if choice < 0.75 and name == "kill":
+        if choice < 0.75 and name == "kill" and self.kill_every_node:
             return list(ids)  # every node at once: nothing unflushed may be lost either
         return [self.rng.choice(ids)]
 

@@ -43,6 +43,10 @@ class RunOptions:
     kafka_version: str = "4.4.0"
     overrides: dict[str, str] = field(default_factory=dict)
     workload: workload.WorkloadOptions = workload.WorkloadOptions()
+    # Killing every node at once makes librdkafka's idempotent producer bump its epoch and send
+    # again what it had written (duplicates under a new epoch, Apache Kafka's too); off, kills
+    # hit at most the targets a single fault picks otherwise.
+    kill_every_node: bool = True
     keep_data: bool = False
     plots: bool = True
 
@@ -107,7 +111,8 @@ def _drive(options: RunOptions, cluster: Cluster, schedule, rng: random.Random, 
     history = History(directory / "history.jsonl")
     stop_clients, stop_nemesis = threading.Event(), threading.Event()
     leaders = workload.Leaders(cluster.bootstrap, logger)
-    nemesis = Nemesis(cluster, history, random.Random(rng.random()), leaders.leader_of, settings.partitions)
+    nemesis = Nemesis(cluster, history, random.Random(rng.random()), leaders.leader_of, settings.partitions,
+                      kill_every_node=options.kill_every_node)
     clients = _client_threads(cluster.bootstrap, settings, history, rng, stop_clients, logger)
     nemesis_thread = threading.Thread(target=run_schedule, name="nemesis",
                                       args=(nemesis, schedule, time.monotonic(), stop_nemesis))
