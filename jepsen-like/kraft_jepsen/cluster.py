@@ -270,15 +270,15 @@ class Cluster:
         return next(node for node in self.nodes if node.node_id == node_id)
 
     def command(self, action: str, *args: str) -> list[str]:
+        """The broker's own command for `action` (format, start, quorum) with `args`."""
         if self.broker == "kraft":
-            tool = {"format": "kafka-storage", "start": "kafka-server-start", "quorum": "kafka-metadata-quorum"}[action]
-            prefix = [tool] if action != "format" else [tool, "format"]
-            return [_beside_interpreter(prefix[0]), *prefix[1:], *args]
-        java = [shutil.which("java") or "java"]
+            tool = {"format": ["kafka-storage", "format"], "start": ["kafka-server-start"],
+                    "quorum": ["kafka-metadata-quorum"]}[action]
+            return [_beside_interpreter(tool[0]), *tool[1:], *args]
         main = {"format": ["kafka.tools.StorageTool", "format"], "start": ["kafka.Kafka"],
                 "quorum": ["org.apache.kafka.tools.MetadataQuorumCommand"]}[action]
         options = list(KAFKA_JVM_OPTIONS) if action == "start" else ["-Xmx256m"]
-        return [*java, *options, "-cp", f"{self.lib}/*", *main, *args]
+        return [shutil.which("java") or "java", *options, "-cp", f"{self.lib}/*", *main, *args]
 
     def start(self) -> None:
         try:

@@ -62,6 +62,11 @@ class Rules:
     def is_cut(self, source: str, destination: str) -> bool:
         return source != destination and (source, destination) in self.cut
 
+    async def wait_open(self, source: str, destination: str) -> None:
+        """Returns once bytes may flow from source to destination."""
+        while self.is_cut(source, destination):
+            await self.changed.wait()
+
 
 def _socket_inode(local_port: int, remote_port: int) -> int | None:
     """The inode of the loopback socket local_port -> remote_port, from the kernel's table."""
@@ -142,8 +147,7 @@ class Proxy:
             async with sender:
                 try:
                     while True:
-                        while self.rules.is_cut(source, destination):
-                            await self.rules.changed.wait()
+                        await self.rules.wait_open(source, destination)
                         data = await reader.receive_some(CHUNK_BYTES)
                         if not data:
                             break
@@ -156,8 +160,7 @@ class Proxy:
         try:
             async with receiver:
                 async for received_at, data in receiver:
-                    while self.rules.is_cut(source, destination):
-                        await self.rules.changed.wait()
+                    await self.rules.wait_open(source, destination)
                     slow = self.rules.slow.get((source, destination))
                     if slow is not None:
                         await trio.sleep_until(received_at + slow.latency_ms / 1000)

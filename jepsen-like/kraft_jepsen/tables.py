@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-COLUMNS = ("lost-write", "unseen", "duplicate", "inconsistent-offsets", "G1a", "nonmonotonic-send",
-           "poll-skip", "nonmonotonic-poll", "int-poll-skip", "int-nonmonotonic-poll", "nonmonotonic-commit")
+from .checker import MEANINGS
 
 
 def repeat_table(broker: str, results: Sequence, harness_errors: int = 0) -> str:
@@ -21,7 +20,7 @@ def repeat_table(broker: str, results: Sequence, harness_errors: int = 0) -> str
         acknowledged += verdict["stats"].get("acknowledged_sends", 0)
         for name, report in verdict["anomalies"].items():
             anomalies[name] += report["count"]
-    columns = list(COLUMNS) + sorted(set(anomalies) - set(COLUMNS))
+    columns = list(MEANINGS) + sorted(set(anomalies) - set(MEANINGS))
     header = ["broker", "runs", "valid", "harness errors", "faults", "acknowledged writes", *columns]
     row = [broker, str(len(results)), str(valid), str(harness_errors), str(faults), str(acknowledged),
            *(str(anomalies.get(name, 0)) for name in columns)]
